@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. Each installs what it needs first.
+SHELL := /bin/bash
+NODE_BIN := $(shell hack/ensure-node.sh)
+export PATH := $(NODE_BIN):$(PATH)
+
+.PHONY: deps node_modules demo test typecheck unit integration bench build crds
+
+deps: node_modules
+	hack/install-deps.sh
+
+node_modules: package-lock.json
+	@if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+
+typecheck: node_modules
+	npx tsc -p tsconfig.json
+
+unit: node_modules
+	node --test --test-concurrency=2 'test/unit/**/*.test.ts'
+
+integration: deps
+	node --test --test-concurrency=1 'test/integration/**/*.test.ts'
+
+test: deps typecheck
+	node --test --test-concurrency=2 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
+
+demo: deps
+	node src/main.ts demo
+
+bench: deps
+	node bench/run.ts
+
+build: node_modules
+	npx tsc -p tsconfig.build.json
+
+crds: node_modules
+	node hack/gen-crd.ts
