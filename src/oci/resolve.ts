@@ -1,0 +1,112 @@
+// Turns spec.ref into a digest (one HEAD, or a tag list for semver), and reads the manifest the
+// digest names. Everything after resolution uses the digest, never the tag.
+import type { OCIRepositorySpec } from '../api/schema.ts';
+import type { RegistryClient } from './client.ts';
+import { RegistryError } from './errors.ts';
+import { isDigest, isValidTag } from './reference.ts';
+import { pickSemverTag } from './semver.ts';
+import { MediaTypes, type Descriptor, type ImageManifest } from './types.ts';
+
+export interface Resolved {
+  /** Tag the digest came from (undefined for a digest ref). */
+  tag?: string;
+  descriptor: Descriptor;
+  /** Flux revision: "<tag>@sha256:<hex>" or "sha256:<hex>". */
+  revision: string;
+  /** Human description of the ref, for messages: "tag 'v1'", "semver '>=1.0.0' (1.2.0)", "digest 'sha256:…'". */
+  refDescription: string;
+}
+
+/** A resolution failure that needs a user's change (bad tag, no semver match, bad filter). */
+export class ResolveError extends Error {
+  readonly kind: 'not-found' | 'no-match' | 'invalid';
+  constructor(kind: 'not-found' | 'no-match' | 'invalid', message: string) {
+    super(message);
+    this.name = 'ResolveError';
+    this.kind = kind;
+  }
+}
+
+type Ref = OCIRepositorySpec['ref'];
+
+export async function resolveRef(client: RegistryClient, ref: Ref, layerMediaType?: string): Promise<Resolved> {
+  const where = `${client.registry}/${client.repository}`;
+  if (ref?.digest) {
+    if (!isDigest(ref.digest)) throw new ResolveError('invalid', `invalid digest '${ref.digest}': expected sha256:<64 hex>`);
+    const d = await client.head(ref.digest);
+    if (!d) throw new ResolveError('not-found', `digest ${ref.digest} not found in ${where}`);
+    return { descriptor: d, revision: d.digest, refDescription: `digest '${ref.digest}'` };
+  }
+  let tag: string;
+  let refDescription: string;
+  if (ref?.semver) {
+    const tags = await client.listTags();
+    let pick;
+    try {
+      pick = pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType);
+    } catch (err) {
+      throw new ResolveError('invalid', (err as Error).message);
+    }
+    if (!pick) {
+      throw new ResolveError('no-match', `no tag in ${where} matches semver '${ref.semver}'${ref.semverFilter ? ` with filter '${ref.semverFilter}'` : ''}; tags: ${summariseTags(tags)}`);
+    }
+    tag = pick.tag;
+    refDescription = `semver '${ref.semver}' (${pick.tag})`;
+  } else {
+    tag = ref?.tag ?? 'latest';
+    refDescription = `tag '${tag}'`;
+  }
+  if (!isValidTag(tag)) throw new ResolveError('invalid', `invalid tag '${tag}'`);
+  const d = await client.head(tag);
+  if (!d) {
+    let tags: string[] = [];
+    try {
+      tags = await client.listTags();
+    } catch {
+      // Listing is only for the message.
+    }
+    throw new ResolveError('not-found', `tag ${tag} not found in ${where}; tags: ${summariseTags(tags)}`);
+  }
+  return { tag, descriptor: d, revision: `${tag}@${d.digest}`, refDescription };
+}
+
+function summariseTags(tags: string[]): string {
+  const visible = tags.filter((t) => !/^sha256-[a-f0-9]{64}(\.\w+)?$/.test(t));
+  if (visible.length === 0) return '(none)';
+  const shown = visible.slice(0, 20).join(', ');
+  return visible.length > 20 ? `${shown}, … (${visible.length} in all)` : shown;
+}
+
+/** Parses and checks an image manifest; an index or anything else is a clear error. */
+export function parseImageManifest(bytes: Buffer, digest: string): ImageManifest {
+  let m: unknown;
+  try {
+    m = JSON.parse(bytes.toString());
+  } catch (err) {
+    throw new RegistryError(`manifest ${digest} is not valid JSON: ${(err as Error).message}`);
+  }
+  const mf = m as Partial<ImageManifest> & { manifests?: unknown };
+  if (typeof m !== 'object' || m === null) throw new RegistryError(`manifest ${digest} is not a JSON object`);
+  if (mf.mediaType === MediaTypes.ociIndex || mf.mediaType === MediaTypes.dockerManifestList || Array.isArray(mf.manifests)) {
+    throw new RegistryError(`${digest} is an image index (multi-platform), not an artifact manifest; point spec.ref.digest at one of its manifests`);
+  }
+  if (mf.schemaVersion !== 2) throw new RegistryError(`manifest ${digest} has unsupported schemaVersion ${String(mf.schemaVersion)}`);
+  if (!Array.isArray(mf.layers)) throw new RegistryError(`manifest ${digest} has no 'layers' array`);
+  for (const [i, l] of mf.layers.entries()) {
+    if (typeof l?.mediaType !== 'string' || typeof l.digest !== 'string' || !isDigest(l.digest) || typeof l.size !== 'number' || l.size < 0) {
+      throw new RegistryError(`manifest ${digest}: layer ${i} is not a valid descriptor (mediaType, sha256 digest and size are required)`);
+    }
+  }
+  return mf as ImageManifest;
+}
+
+export function selectLayer(manifest: ImageManifest, mediaType?: string): Descriptor {
+  if (manifest.layers.length === 0) throw new RegistryError('no layers found in artifact');
+  if (!mediaType) return manifest.layers[0]!;
+  const layer = manifest.layers.find((l) => l.mediaType === mediaType);
+  if (!layer) {
+    const have = [...new Set(manifest.layers.map((l) => l.mediaType))].join(', ');
+    throw new RegistryError(`failed to find layer with media type '${mediaType}' in artifact; layers have: ${have}`);
+  }
+  return layer;
+}

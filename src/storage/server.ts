@@ -1,0 +1,136 @@
+// HTTP server for stored artifacts: GET and HEAD of artifact files only, with Content-Length,
+// an ETag of the file digest, single Range requests, and 404 for everything else (no listings).
+import { createReadStream } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { KindDir, LatestName, type Storage } from './store.ts';
+
+const Route = new RegExp(`^/${KindDir}/([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)/((?:sha256|sha384|sha512):[a-f0-9]{64,128}\\.tar\\.gz|${LatestName.replace('.', '\\.')})$`);
+
+export interface ArtifactServer {
+  server: http.Server;
+  address: AddressInfo;
+  close(): Promise<void>;
+}
+
+/** Maps a request path to a relative storage path, or null when it is not an artifact route. */
+export async function routeToFile(storage: Storage, urlPath: string): Promise<string | null> {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+  const m = Route.exec(decoded);
+  if (!m || m[1]!.includes('..') || m[2]!.includes('..')) return null;
+  let rel = `${KindDir}/${m[1]}/${m[2]}/${m[3]}`;
+  if (m[3] === LatestName) {
+    // Follow the alias only to an artifact file in the same directory.
+    const target = await readlink(storage.abs(rel)).catch(() => null);
+    if (!target || target.includes('/') || !/^(sha256|sha384|sha512):[a-f0-9]+\.tar\.gz$/.test(target)) return null;
+    rel = `${path.posix.dirname(rel)}/${target}`;
+  }
+  return rel;
+}
+
+export function handler(storage: Storage): http.RequestListener {
+  return (req, res) => {
+    void serve(storage, req, res).catch(() => {
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end();
+      } else {
+        res.destroy();
+      }
+    });
+  };
+}
+
+async function serve(storage: Storage, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
+    return;
+  }
+  const urlPath = (req.url ?? '/').split('?')[0]!;
+  const rel = await routeToFile(storage, urlPath);
+  const st = rel ? await lstat(storage.abs(rel)).catch(() => null) : null;
+  if (!rel || !st?.isFile()) {
+    res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 10 }).end('not found\n');
+    return;
+  }
+  const info = await storage.inspect(rel);
+  if (!info) {
+    res.writeHead(404, { 'content-length': 0 }).end();
+    return;
+  }
+  const etag = `"${info.digest}"`;
+  const headers: http.OutgoingHttpHeaders = {
+    'content-type': 'application/gzip',
+    etag,
+    'accept-ranges': 'bytes',
+    'last-modified': st.mtime.toUTCString(),
+    'cache-control': 'no-cache',
+  };
+  if (req.headers['if-none-match'] === etag) {
+    res.writeHead(304, headers).end();
+    return;
+  }
+  let start = 0;
+  let end = info.size - 1;
+  let status = 200;
+  const range = req.headers.range;
+  if (range && (!req.headers['if-range'] || req.headers['if-range'] === etag)) {
+    const r = parseRange(range, info.size);
+    if (r === 'unsatisfiable') {
+      res.writeHead(416, { ...headers, 'content-range': `bytes */${info.size}`, 'content-length': 0 }).end();
+      return;
+    }
+    if (r) {
+      [start, end] = r;
+      status = 206;
+      headers['content-range'] = `bytes ${start}-${end}/${info.size}`;
+    }
+  }
+  headers['content-length'] = info.size === 0 ? 0 : end - start + 1;
+  res.writeHead(status, headers);
+  if (req.method === 'HEAD' || info.size === 0) {
+    res.end();
+    return;
+  }
+  await pipeline(createReadStream(storage.abs(rel), { start, end }), res);
+}
+
+/** One byte range; null for a syntax we ignore (serve the whole file), as RFC 9110 allows. */
+export function parseRange(h: string, size: number): [number, number] | null | 'unsatisfiable' {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(h.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0) return 'unsatisfiable';
+    return [Math.max(0, size - n), size - 1];
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || start > end) return 'unsatisfiable';
+  return [start, end];
+}
+
+export async function startArtifactServer(storage: Storage, host: string, port: number): Promise<ArtifactServer> {
+  const server = http.createServer({ keepAliveTimeout: 30_000 }, handler(storage));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    server,
+    address: server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
