@@ -1,0 +1,44 @@
+import type { VerificationKey } from './keys.ts';
+import type { IdentityRule } from './identity.ts';
+import type { TrustRoot } from './trustroot.ts';
+
+export type TrustMode =
+  | { kind: 'key'; keys: VerificationKey[] }
+  | { kind: 'keyless'; rules: IdentityRule[] };
+
+/** Immutable trust configuration built by `prepare`. */
+export interface CosignContext {
+  mode: TrustMode;
+  /** Fulcio CAs, Rekor and CT log keys, TSAs (also used in key mode for Rekor SETs). */
+  trust: TrustRoot;
+}
+
+export interface TlogInfo {
+  logIndex: number;
+  integratedTime: number;
+  logID: string;
+}
+
+/** What a passing signature proved. */
+export interface SignatureResult {
+  format: 'legacy' | 'bundle';
+  /** Key mode: the verifying key. */
+  key?: { name: string; fingerprint: string; algorithm: string };
+  /** Keyless: the certificate identity and the rule that matched. */
+  identity?: { issuer: string; subjects: string[]; matched: { issuer: string; subject: string } };
+  tlog?: TlogInfo;
+  /** Time used for the certificate checks (ISO), when keyless. */
+  signingTime?: string;
+}
+
+/** Size limits for annotation values and blobs read for one signature. */
+export const Limits = {
+  signatureAnnotation: 16 * 1024,
+  certificateAnnotation: 32 * 1024,
+  chainAnnotation: 256 * 1024,
+  bundleAnnotation: 256 * 1024,
+  timestampAnnotation: 64 * 1024,
+  payloadBytes: 1024 * 1024,
+  bundleBytes: 4 * 1024 * 1024,
+  maxLayers: 1000,
+} as const;

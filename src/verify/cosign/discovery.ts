@@ -1,0 +1,85 @@
+import type { RegistryReader } from '../../oci/reader.ts';
+import type { Descriptor, ImageManifest } from '../../oci/types.ts';
+import { RegistryError } from '../../oci/errors.ts';
+import { BUNDLE_MEDIA_TYPE_PREFIX } from './bundle.ts';
+import { Limits } from './context.ts';
+import { fail, errorText } from './errors.ts';
+import { SIMPLESIGNING_MEDIA_TYPE } from './payload.ts';
+
+export const BUNDLE_ARTIFACT_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+
+/** `sha256:<hex>` → `sha256-<hex>.sig` (cosign `SignatureTag`). */
+export function signatureTag(digest: string): string {
+  const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(digest);
+  if (!m) throw new Error(`not a digest: ${digest}`);
+  return `${m[1]}-${m[2]}.sig`;
+}
+
+function parseManifest(bytes: Buffer, what: string): ImageManifest {
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    fail('malformed', `${what} is not valid JSON`);
+  }
+  const m = v as Partial<ImageManifest> | null;
+  if (!m || typeof m !== 'object' || !Array.isArray(m.layers)) fail('malformed', `${what} is not an image manifest`);
+  return m as ImageManifest;
+}
+
+/**
+ * OCI 1.1 referrers of `digest` with the cosign v3 bundle artifactType. Returns their descriptors
+ * (the registry client falls back to the referrers tag when the API is missing).
+ */
+export async function discoverBundles(reader: RegistryReader, digest: string): Promise<Descriptor[]> {
+  const refs = await reader.referrers(digest, BUNDLE_ARTIFACT_TYPE);
+  return refs.filter((d) => (d.artifactType ?? BUNDLE_ARTIFACT_TYPE).startsWith(BUNDLE_MEDIA_TYPE_PREFIX));
+}
+
+/**
+ * Loads a referrer manifest and its single bundle layer (cosign `ociremote.Bundle`): exactly one
+ * layer whose mediaType starts with application/vnd.dev.sigstore.bundle, and a subject equal to
+ * the signed digest.
+ */
+export async function loadBundle(reader: RegistryReader, ref: Descriptor, digest: string): Promise<Buffer> {
+  const fetched = await fetchOrFail(() => reader.fetchManifest(ref.digest), `referrer manifest ${ref.digest}`);
+  if (!fetched) fail('fetch-failed', `referrer manifest ${ref.digest} not found`);
+  const m = parseManifest(fetched.bytes, `referrer manifest ${ref.digest}`);
+  if (m.subject && m.subject.digest !== digest) {
+    fail('digest-mismatch', `referrer manifest subject is ${m.subject.digest}, not ${digest}`);
+  }
+  const layers = m.layers.filter((l) => typeof l?.mediaType === 'string' && l.mediaType.startsWith(BUNDLE_MEDIA_TYPE_PREFIX));
+  if (m.layers.length !== 1 || layers.length !== 1) {
+    fail('malformed', `referrer manifest must have exactly one bundle layer (has ${m.layers.length} layers)`);
+  }
+  const layer = layers[0]!;
+  if (!Number.isSafeInteger(layer.size) || layer.size < 0 || layer.size > Limits.bundleBytes) {
+    fail('malformed', `bundle layer size ${layer.size} is invalid or over the ${Limits.bundleBytes}-byte limit`);
+  }
+  return fetchOrFail(() => reader.fetchBlob(layer, { maxBytes: Limits.bundleBytes }), `bundle blob ${layer.digest}`);
+}
+
+/** The `.sig` manifest's simple-signing layers, or null when the tag does not exist. */
+export async function discoverLegacy(
+  reader: RegistryReader,
+  digest: string,
+): Promise<{ manifestDigest: string; layers: Descriptor[]; ignored: number } | null> {
+  const fetched = await reader.fetchManifest(signatureTag(digest));
+  if (!fetched) return null;
+  const m = parseManifest(fetched.bytes, `signature manifest ${signatureTag(digest)}`);
+  if (m.layers.length > Limits.maxLayers) {
+    fail('malformed', `signature manifest has ${m.layers.length} layers, over the ${Limits.maxLayers} limit`);
+  }
+  const layers = m.layers.filter((l) => l?.mediaType === SIMPLESIGNING_MEDIA_TYPE);
+  return { manifestDigest: fetched.descriptor.digest, layers, ignored: m.layers.length - layers.length };
+}
+
+/** Registry 404s become a per-signature failure; other registry errors propagate. */
+async function fetchOrFail<T>(f: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    if (err instanceof RegistryError && !err.isNotFound) throw err;
+    return fail('fetch-failed', `${what}: ${errorText(err)}`, err);
+  }
+}
