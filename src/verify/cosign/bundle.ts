@@ -4,6 +4,7 @@ import { Verifier, VerificationError, PolicyError, toSignedEntity, type SignedEn
 import type { CosignContext, SignatureResult, TlogInfo } from './context.ts';
 import { CheckFailure, fail, errorText, type CosignFailureCode } from './errors.ts';
 import { certIdentity, matchIdentity } from './identity.ts';
+import { allowsCodeSigning } from './fulcio.ts';
 import type { VerificationKey } from './keys.ts';
 
 export const BUNDLE_V03_MEDIA_TYPES = [
@@ -12,8 +13,6 @@ export const BUNDLE_V03_MEDIA_TYPES = [
 ];
 export const BUNDLE_MEDIA_TYPE_PREFIX = 'application/vnd.dev.sigstore.bundle';
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
-const OID_EKU = '2.5.29.37';
-const OID_EKU_CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
 
 /** Parses and structurally validates a Sigstore bundle (any version). */
 export function parseBundle(bytes: Buffer): Bundle {
@@ -159,8 +158,7 @@ export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: B
   const leaf = leafCertificate(bundle);
   if (!leaf) fail('malformed', 'bundle has no certificate');
   if (leaf.isCA) fail('chain-invalid', 'the signing certificate is a CA certificate');
-  const eku = leaf.extension(OID_EKU);
-  if (!eku || !eku.valueObj.subs.some((o) => o.tag.isOID() && o.toOID() === OID_EKU_CODE_SIGNING)) {
+  if (!allowsCodeSigning(leaf)) {
     fail('chain-invalid', 'the signing certificate lacks the code-signing extended key usage');
   }
   try {

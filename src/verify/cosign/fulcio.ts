@@ -7,6 +7,7 @@ import { fail, errorText } from './errors.ts';
 
 const OID_EKU = '2.5.29.37';
 const OID_EKU_CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
+const OID_EKU_ANY = '2.5.29.37.0';
 const MAX_DEPTH = 8;
 
 /** Parses every CERTIFICATE PEM block; other block types are malformed. */
@@ -22,10 +23,18 @@ export function parseCertificates(pem: string, what: string): X509Certificate[] 
   });
 }
 
-function hasCodeSigningEKU(cert: X509Certificate): boolean {
+/**
+ * The leaf's extended key usage must allow code signing. As in Go's x509.Verify (which cosign
+ * uses), a certificate without an EKU extension is valid for any usage, and anyExtendedKeyUsage
+ * counts; Fulcio always sets code signing.
+ */
+export function allowsCodeSigning(cert: X509Certificate): boolean {
   const ext = cert.extension(OID_EKU);
-  if (!ext) return false;
-  return ext.valueObj.subs.some((o) => o.tag.isOID() && o.toOID() === OID_EKU_CODE_SIGNING);
+  if (!ext) return true;
+  // extnValue OCTET STRING → SEQUENCE OF KeyPurposeId
+  const seq = ext.valueObj.subs[0];
+  if (!seq) return false;
+  return seq.subs.some((o) => o.tag.isOID() && (o.toOID() === OID_EKU_CODE_SIGNING || o.toOID() === OID_EKU_ANY));
 }
 
 /**
@@ -50,7 +59,7 @@ export function verifyCertificateChain(
     );
   }
   if (leaf.isCA) fail('chain-invalid', 'the signing certificate is a CA certificate');
-  if (!hasCodeSigningEKU(leaf)) fail('chain-invalid', 'the signing certificate lacks the code-signing extended key usage');
+  if (!allowsCodeSigning(leaf)) fail('chain-invalid', 'the signing certificate lacks the code-signing extended key usage');
   const live = cas.filter((ca) => ca.validFor.start <= at && at <= ca.validFor.end);
   if (live.length === 0) fail('chain-invalid', `no certificate authority in the trusted root is valid at ${at.toISOString()}`);
   let lastReason = 'no path to a trusted root';

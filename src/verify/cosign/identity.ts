@@ -63,9 +63,9 @@ export function certIdentity(cert: X509Certificate): CertIdentity {
 function certIssuer(cert: X509Certificate): string {
   const v2 = cert.extension(OID_ISSUER_V2);
   if (v2) {
-    const obj = v2.valueObj;
-    // DER UTF8String (tag 0x0c).
-    if (obj.tag.number === 0x0c && !obj.tag.constructed) return obj.value.toString('utf8');
+    // extnValue OCTET STRING → DER UTF8String (tag 0x0c).
+    const obj = v2.valueObj.subs[0];
+    if (obj && obj.tag.number === 0x0c && !obj.tag.constructed) return obj.value.toString('utf8');
     fail('malformed', 'certificate issuer extension 1.3.6.1.4.1.57264.1.8 is not a UTF8String');
   }
   const v1 = cert.extension(OID_ISSUER_V1);
@@ -78,7 +78,8 @@ export function subjectAltNames(cert: X509Certificate): string[] {
   const ext = cert.extension(OID_SAN);
   if (!ext) return [];
   const out: string[] = [];
-  for (const gn of ext.valueObj.subs) {
+  // extnValue OCTET STRING → GeneralNames SEQUENCE
+  for (const gn of ext.valueObj.subs[0]?.subs ?? []) {
     if (gn.tag.class !== 2) continue; // context-specific
     switch (gn.tag.number) {
       case 0: // otherName: SEQUENCE { type-id OID, [0] EXPLICIT value }
