@@ -13,9 +13,16 @@ packages=(
   skopeo apache2-utils openssl
 )
 
+# The harness runs kubectl (/usr/bin/kubectl). Any kubectl will do; when there is none, Debian's
+# kubernetes-client (kubectl 1.20.2, same version as the test apiserver) provides it.
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x /usr/bin/kubectl ]; then
+  packages+=(kubernetes-client)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+  # `dpkg -s` succeeds for removed packages with leftover config files, so check the status line.
+  if ! dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed'; then
     missing+=("$p")
   fi
 done
@@ -33,8 +40,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${packages[@]}" </dev/null >&2
 fi
-
-# kubectl is used by the test harness; it is not in bookworm, so only warn.
-command -v kubectl >/dev/null || echo "install-deps: WARNING: kubectl not found on PATH (test/harness/kube.ts uses /usr/bin/kubectl)" >&2
 
 "$here/build-kube-apiserver.sh" >/dev/null
