@@ -141,3 +141,31 @@ export function loadDirImg(dir: string, signatureFiles?: string[]): { registry: 
 export function fixtureExists(p: string): boolean {
   return existsSync(p);
 }
+
+/**
+ * Attaches `bundle` (JSON bytes) to `subject` as cosign v3 does (`WriteAttestationNewBundleFormat`):
+ * an OCI 1.1 manifest with artifactType and one bundle layer, an empty config and `subject`.
+ */
+export function pushBundleReferrer(
+  reg: MemoryRegistry,
+  subject: Descriptor,
+  bundle: Buffer,
+  opts: { artifactType?: string; layerMediaType?: string; extraLayers?: Descriptor[] } = {},
+): Descriptor {
+  const at = opts.artifactType ?? BUNDLE_V03;
+  const empty = reg.putBlob(Buffer.from('{}'), MediaTypes.ociEmptyJSON);
+  const layer = reg.putBlob(bundle, opts.layerMediaType ?? at);
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociManifest,
+    config: { ...empty, artifactType: at },
+    layers: [layer, ...(opts.extraLayers ?? [])],
+    annotations: {
+      'dev.sigstore.bundle.content': 'dsse-envelope',
+      'dev.sigstore.bundle.predicateType': 'https://sigstore.dev/cosign/sign/v1',
+    },
+    subject: { mediaType: subject.mediaType, size: subject.size, digest: subject.digest },
+    artifactType: at,
+  };
+  return reg.putJSONManifest(manifest);
+}

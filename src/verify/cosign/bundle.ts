@@ -158,14 +158,8 @@ export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: B
   const leaf = leafCertificate(bundle);
   if (!leaf) fail('malformed', 'bundle has no certificate');
   if (leaf.isCA) fail('chain-invalid', 'the signing certificate is a CA certificate');
-  const vm = bundle.verificationMaterial.content;
-  if (vm.$case === 'x509CertificateChain') {
-    // A chain that carries its own root would let the bundle pick its trust anchor.
-    for (const c of vm.x509CertificateChain.certificates.slice(1)) {
-      const cert = X509Certificate.parse(Buffer.from(c.rawBytes));
-      if (cert.subject.equals(cert.issuer)) fail('chain-invalid', 'bundle certificate chain contains a self-signed root certificate');
-    }
-  }
+  // Certificates after the leaf in an x509CertificateChain are never used as trust anchors:
+  // @sigstore/verify builds the path from the trusted root only (as sigstore-go does).
   if (!allowsCodeSigning(leaf)) {
     fail('chain-invalid', 'the signing certificate lacks the code-signing extended key usage');
   }
