@@ -169,6 +169,9 @@ export interface ReadyCheck {
   headers?: Record<string, string>;
   /** PEM CA to trust for an https `url`; without it certificates are not verified (readiness only). */
   caPem?: string;
+  /** Client certificate/key (PEM) for an mTLS `url`. */
+  clientCertPem?: string;
+  clientKeyPem?: string;
   /** Poll until this port on 127.0.0.1 accepts TCP connections. */
   tcpPort?: number;
   /** Any custom check; resolved true means ready. Errors count as "not yet". */
@@ -217,7 +220,10 @@ export class StartupError extends Error {
 }
 
 /** One HTTP(S) GET; resolves with the status code, rejects on connection errors. */
-export function probeUrl(url: string, opts: { headers?: Record<string, string>; caPem?: string; timeoutMs?: number } = {}): Promise<number> {
+export function probeUrl(
+  url: string,
+  opts: { headers?: Record<string, string>; caPem?: string; clientCertPem?: string; clientKeyPem?: string; timeoutMs?: number } = {},
+): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
@@ -227,6 +233,7 @@ export function probeUrl(url: string, opts: { headers?: Record<string, string>; 
         method: 'GET',
         headers: opts.headers,
         ...(u.protocol === 'https:' ? (opts.caPem ? { ca: opts.caPem } : { rejectUnauthorized: false }) : {}),
+        ...(u.protocol === 'https:' && opts.clientCertPem ? { cert: opts.clientCertPem, key: opts.clientKeyPem } : {}),
         agent: false,
         timeout: opts.timeoutMs ?? 2000,
       },
@@ -318,7 +325,12 @@ export async function startProcess(opts: StartOptions): Promise<ManagedProcess> 
       let ok = true;
       if (ready.tcpPort !== undefined) ok = await isPortOpen(ready.tcpPort, LOOPBACK);
       if (ok && ready.url !== undefined) {
-        const status = await probeUrl(ready.url, { headers: ready.headers, caPem: ready.caPem });
+        const status = await probeUrl(ready.url, {
+          headers: ready.headers,
+          caPem: ready.caPem,
+          clientCertPem: ready.clientCertPem,
+          clientKeyPem: ready.clientKeyPem,
+        });
         ok = ready.okStatus ? ready.okStatus.includes(status) : status > 0 && status < 500;
         if (!ok) lastError = `${ready.url} answered ${status}`;
       }

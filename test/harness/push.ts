@@ -48,11 +48,11 @@ export interface RegistryRequestOptions {
   scope?: string;
 }
 
-/** One raw HTTP(S) request, trusting `caPem` when given. No auth handling. */
+/** One raw HTTP(S) request, trusting `caPem` and presenting a client cert when given. No auth handling. */
 export function httpRequest(
   url: string,
   method: string,
-  opts: { headers?: Record<string, string>; body?: Buffer | string; caPem?: string } = {},
+  opts: { headers?: Record<string, string>; body?: Buffer | string; caPem?: string; clientCertPem?: string; clientKeyPem?: string } = {},
 ): Promise<RegistryResponse> {
   return new Promise<RegistryResponse>((resolve, reject) => {
     const u = new URL(url);
@@ -62,7 +62,13 @@ export function httpRequest(
     if (body !== undefined) headers['content-length'] = String(body.length);
     const req = (isHttps ? https : http).request(
       u,
-      { method, headers, agent: false, ...(isHttps && opts.caPem ? { ca: opts.caPem } : {}) },
+      {
+        method,
+        headers,
+        agent: false,
+        ...(isHttps && opts.caPem ? { ca: opts.caPem } : {}),
+        ...(isHttps && opts.clientCertPem ? { cert: opts.clientCertPem, key: opts.clientKeyPem } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -98,6 +104,10 @@ export function parseChallenge(header: string): { scheme: string; params: Record
   return { scheme, params };
 }
 
+function tlsOpts(ep: RegistryEndpoint): { caPem?: string; clientCertPem?: string; clientKeyPem?: string } {
+  return { caPem: ep.caPem, clientCertPem: ep.clientCertPem, clientKeyPem: ep.clientKeyPem };
+}
+
 function basicHeader(ep: RegistryEndpoint): string | undefined {
   if (ep.username === undefined) return undefined;
   return 'Basic ' + Buffer.from(`${ep.username}:${ep.password ?? ''}`).toString('base64');
@@ -112,7 +122,7 @@ async function fetchToken(ep: RegistryEndpoint, params: Record<string, string>, 
   const headers: Record<string, string> = {};
   const basic = basicHeader(ep);
   if (basic) headers['authorization'] = basic;
-  const res = await httpRequest(u.toString(), 'GET', { headers, caPem: ep.caPem });
+  const res = await httpRequest(u.toString(), 'GET', { headers, ...tlsOpts(ep) });
   if (res.status !== 200) throw new Error(`token request to ${realm} failed: ${res.status} ${res.body.toString()}`);
   const json = JSON.parse(res.body.toString()) as { token?: string; access_token?: string };
   const tok = json.token ?? json.access_token;
@@ -137,7 +147,7 @@ export async function registryRequest(
   const cache = cacheFor(ep);
   const cached = opts.anonymous ? undefined : cache.get(cacheKey);
   if (cached) headers['authorization'] = cached;
-  const res = await httpRequest(url, method, { headers, body: opts.body, caPem: ep.caPem });
+  const res = await httpRequest(url, method, { headers, body: opts.body, ...tlsOpts(ep) });
   if (res.status !== 401 || opts.anonymous) return res;
   const challenge = res.headers['www-authenticate'];
   if (typeof challenge !== 'string') return res;
@@ -147,7 +157,7 @@ export async function registryRequest(
   else if (scheme === 'bearer') authz = 'Bearer ' + (await fetchToken(ep, params, opts.scope));
   if (!authz || authz === cached) return res;
   cache.set(cacheKey, authz);
-  return httpRequest(url, method, { headers: { ...headers, authorization: authz }, body: opts.body, caPem: ep.caPem });
+  return httpRequest(url, method, { headers: { ...headers, authorization: authz }, body: opts.body, ...tlsOpts(ep) });
 }
 
 function fail(what: string, res: RegistryResponse): never {

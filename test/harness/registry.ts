@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import YAML from 'yaml';
 import { freePort, LOOPBACK } from './ports.ts';
 import { isAddressInUse, makeTempDir, removeTempDir, runOk, startProcess, type ManagedProcess } from './proc.ts';
-import { createCA, createServerCert, type CA, type CertFiles } from './pki.ts';
+import { createCA, createClientCert, createServerCert, type CA, type CertFiles } from './pki.ts';
 import { startTokenIssuer, type TokenGrant, type TokenIssuer } from './token-issuer.ts';
 
 export const DOCKER_REGISTRY_BIN = process.env['OSC_DOCKER_REGISTRY'] ?? '/usr/bin/docker-registry';
@@ -23,6 +23,9 @@ export interface RegistryEndpoint {
   /** Credentials (htpasswd and token registries). */
   username?: string;
   password?: string;
+  /** Client certificate and key (PEM) presented for mTLS. */
+  clientCertPem?: string;
+  clientKeyPem?: string;
 }
 
 export interface TokenAuthOptions {
@@ -37,6 +40,11 @@ export interface RegistryOptions {
   tls?: boolean;
   /** Use this CA for the server certificate instead of a fresh one (implies tls). */
   ca?: CA;
+  /**
+   * Require client certificates signed by the test CA (implies tls). The returned registry has
+   * `clientCert`, and its endpoint fields carry clientCertPem/clientKeyPem so push.ts works.
+   */
+  mtls?: boolean;
   /** Basic auth with a bcrypt htpasswd file; with tokenAuth, the credentials the issuer accepts. */
   htpasswd?: { user: string; password: string };
   /** Token auth via an in-process issuer (credentials: `htpasswd` or testuser/testpassword). */
@@ -55,6 +63,8 @@ export interface Registry extends RegistryEndpoint {
   ca?: CA;
   /** Server certificate (TLS registries). */
   serverCert?: CertFiles;
+  /** Client certificate signed by the test CA (mtls registries). */
+  clientCert?: CertFiles;
   /** Token auth only: tokens issued so far (counts every token, including the test pusher's). */
   tokenRequests?: () => number;
   /** Token auth only: details of every token issued. */
@@ -85,12 +95,14 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   const dir = makeTempDir('osc-registry-');
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    const tls = opts.tls === true || opts.ca !== undefined;
+    const tls = opts.tls === true || opts.ca !== undefined || opts.mtls === true;
     let ca: CA | undefined;
     let serverCert: CertFiles | undefined;
+    let clientCert: CertFiles | undefined;
     if (tls) {
       ca = opts.ca ?? (await createCA(path.join(dir, 'pki'), { cn: 'osc-test-registry-ca' }));
       serverCert = await createServerCert(ca, { dir: path.join(dir, 'pki'), name: 'registry' });
+      if (opts.mtls) clientCert = await createClientCert(ca, { dir: path.join(dir, 'pki'), name: 'registry-client', cn: 'osc-test-client' });
     }
 
     const tokenOpts: TokenAuthOptions | undefined =
@@ -109,7 +121,15 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
         addr: '', // set per attempt
         secret: randomBytes(16).toString('hex'),
         headers: { 'X-Content-Type-Options': ['nosniff'] },
-        ...(tls && serverCert ? { tls: { certificate: serverCert.certFile, key: serverCert.keyFile } } : {}),
+        ...(tls && serverCert && ca
+          ? {
+              tls: {
+                certificate: serverCert.certFile,
+                key: serverCert.keyFile,
+                ...(clientCert ? { clientcas: [ca.certFile] } : {}),
+              },
+            }
+          : {}),
       },
       health: { storagedriver: { enabled: false } },
     };
@@ -167,6 +187,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
           ready: {
             url: `${tls ? 'https' : 'http'}://${LOOPBACK}:${port}/v2/`,
             caPem: ca?.certPem,
+            ...(clientCert ? { clientCertPem: clientCert.certPem, clientKeyPem: clientCert.keyPem } : {}),
             okStatus: [200, 401],
             timeoutMs: 30_000,
           },
@@ -182,13 +203,19 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
 
     const host = `${LOOPBACK}:${port}`;
     const url = `${tls ? 'https' : 'http'}://${host}`;
-    const base: RegistryEndpoint = { host, url, ...(ca ? { caPem: ca.certPem } : {}) };
+    const base: RegistryEndpoint = {
+      host,
+      url,
+      ...(ca ? { caPem: ca.certPem } : {}),
+      ...(clientCert ? { clientCertPem: clientCert.certPem, clientKeyPem: clientCert.keyPem } : {}),
+    };
     const reg: Registry = {
       ...base,
       ...(username !== undefined ? { username, password } : {}),
       dir,
       logFile,
       ...(ca ? { caFile: ca.certFile, ca, serverCert } : {}),
+      ...(clientCert ? { clientCert } : {}),
       ...(issuer
         ? {
             tokenRequests: issuer.tokenRequests,

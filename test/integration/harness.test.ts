@@ -149,6 +149,13 @@ describe('registry', () => {
     await assert.rejects(getManifest({ host: reg.host, url: reg.url }, 'demo/app', 'v1.0.0'), /self[- ]signed|unable to verify|certificate/i);
   });
 
+  it('mtls: client certificate required', async () => {
+    const reg = await start({ mtls: true });
+    assert.ok(reg.clientCert && reg.clientCertPem);
+    await checkArtifactRoundTrip(reg, 200);
+    await assert.rejects(getManifest({ host: reg.host, url: reg.url, caPem: reg.caPem }, 'demo/app', 'v1.0.0'));
+  });
+
   it('htpasswd over tls: Basic auth required', async () => {
     const reg = await start({ tls: true, htpasswd: { user: 'alice', password: 's3cret' } });
     assert.equal(reg.username, 'alice');
