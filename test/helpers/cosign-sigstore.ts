@@ -46,6 +46,7 @@ export interface LeafOptions {
   notAfter?: Date;
   /** 'valid' (default), 'none', or 'bad' (signed by another key). */
   sct?: 'valid' | 'none' | 'bad';
+  /** false: EKU serverAuth instead of codeSigning. */
   codeSigning?: boolean;
   /** Issue from this CA instead (e.g. another instance): used for untrusted chains. */
   signer?: { cert: x509.X509Certificate; key: CryptoKey };
@@ -138,7 +139,7 @@ export class TestSigstore {
     if (o.uri) names.push({ type: 'url', value: o.uri });
     const exts: x509.Extension[] = [
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      ...(o.codeSigning === false ? [] : [new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.3'])]),
+      new x509.ExtendedKeyUsageExtension([o.codeSigning === false ? '1.3.6.1.5.5.7.3.1' : '1.3.6.1.5.5.7.3.3']),
       new x509.SubjectAlternativeNameExtension(names, true),
     ];
     if (which === 'v1' || which === 'both') exts.push(new x509.Extension('1.3.6.1.4.1.57264.1.1', false, Buffer.from(issuer)));
