@@ -7,7 +7,7 @@
 // ca rule at load time and only their roots are used for tsa stores.
 
 import { VerifyConfigError } from '../types.ts';
-import { isCA, isSelfIssued, isSelfSigned, parseCertificates, type Cert } from '../x509/certs.ts';
+import { certExtensions, isCA, isSelfIssued, isSelfSigned, issuanceError, KeyUsage, parseCertificates, type Cert } from '../x509/certs.ts';
 import type { TrustStoreType } from './trustpolicy.ts';
 
 export interface StoreCert {
@@ -45,12 +45,8 @@ export function loadTrustStores(secretName: string, data: Record<string, Buffer>
     const type = m?.[1] as TrustStoreType | undefined;
     for (const cert of certs) {
       if (type === 'tsa') {
-        if (!isSelfSigned(cert) || !isSelfIssued(cert)) {
-          throw new VerifyConfigError(
-            'invalid-certificate',
-            `secret ${secretName}: key '${key}': failed to validate the trusted certificate "${cert.subject}": it is not a root CA certificate (a tsa trust store may only hold self-signed, self-issued root certificates)`,
-          );
-        }
+        const err = rootCAError(cert);
+        if (err) throw new VerifyConfigError('invalid-certificate', `secret ${secretName}: key '${key}': failed to validate the trusted certificate "${cert.subject}": ${err}`);
       } else if (!isCA(cert) && !isSelfSigned(cert)) {
         throw new VerifyConfigError(
           'invalid-certificate',
@@ -69,6 +65,21 @@ export function loadTrustStores(secretName: string, data: Record<string, Buffer>
     }
   }
   return { named, global, keys };
+}
+
+/** Why `cert` is not a root CA (self-issued, CA, signature verifies with its own key), or undefined. */
+export function rootCAError(cert: Cert): string | undefined {
+  if (!isSelfIssued(cert)) return `certificate with subject "${cert.subject}" is not a root certificate: issuer (${cert.issuer}) and subject (${cert.subject}) are not the same`;
+  const err = issuanceError(cert, cert);
+  if (err) return `certificate with subject "${cert.subject}" is not a root CA certificate: ${err}`;
+  const ext = certExtensions(cert);
+  if (cert.pkijs.version >= 2 && !ext.basicConstraints?.ca) {
+    return `certificate with subject "${cert.subject}" is not a root CA certificate: x509: invalid signature: parent certificate cannot sign this kind of certificate`;
+  }
+  if (ext.keyUsage && (ext.keyUsage.usages & KeyUsage.keyCertSign) === 0) {
+    return `certificate with subject "${cert.subject}" is not a root CA certificate: its key usage lacks keyCertSign`;
+  }
+  return undefined;
 }
 
 export class TrustStoreError extends Error {
@@ -91,7 +102,7 @@ export function certificatesFor(stores: TrustStores, trustStoreRefs: string[], t
     if (ref.slice(0, i) !== type) continue;
     const name = ref.slice(i + 1);
     let certs = [...(stores.named.get(ref) ?? []), ...stores.global];
-    if (type === 'tsa') certs = certs.filter((c) => !c.global || (isSelfSigned(c.cert) && isSelfIssued(c.cert)));
+    if (type === 'tsa') certs = certs.filter((c) => !c.global || rootCAError(c.cert) === undefined);
     if (certs.length === 0) throw new TrustStoreError(`the trust store "${name}" of type "${type}" does not exist`);
     for (const c of certs) {
       if (seen.has(c.cert.sha256)) continue;

@@ -217,7 +217,8 @@ export async function verifySignature(ctx: VerifierContext, input: SignatureInpu
   return { warnings, details, ...(trusted ? { trusted } : {}) };
 }
 
-function checkTrustedIdentities(leaf: Cert, statement: TrustPolicyStatement): string | undefined {
+/** notation-go `verifyX509TrustedIdentities`: an error message, or undefined when the leaf matches. */
+export function checkTrustedIdentities(leaf: Cert, statement: TrustPolicyStatement): string | undefined {
   if (statement.trustedIdentities.includes('*')) return undefined;
   const ids: Map<string, string>[] = [];
   for (const identity of statement.trustedIdentities) {
