@@ -17,7 +17,7 @@ export const ReconcileRequestAnnotation = 'reconcile.ocisource.dev/requestedAt';
 function StringEnum<T extends readonly string[]>(values: T, opts: Record<string, unknown> = {}) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...opts });
 }
-const Doc = (description: string, schema: TSchema) => ({ ...schema, description }) as typeof schema;
+const Doc = <T extends TSchema>(description: string, schema: T): T => ({ ...schema, description });
 
 const DurationPattern = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 const TimeoutPattern = '^([0-9]+(\\.[0-9]+)?(ms|s|m))+$';
@@ -100,7 +100,7 @@ export const Artifact = Type.Object(
     digest: Type.String({ pattern: '^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$', description: 'Digest of the stored file.' }),
     lastUpdateTime: Type.String({ format: 'date-time' }),
     size: Type.Optional(Type.Integer({ format: 'int64', description: 'Size of the stored file in bytes.' })),
-    metadata: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Annotations of the OCI manifest.' })),
+    metadata: Type.Optional(Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description: 'Annotations of the OCI manifest.' })),
   },
   { description: 'The artifact stored and served for this object.' },
 );

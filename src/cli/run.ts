@@ -1,0 +1,186 @@
+// `oci-source-controller run`: the controller process.
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { Kube } from '../controller/kube.ts';
+import { Manager } from '../controller/manager.ts';
+import { Metrics } from '../controller/metrics.ts';
+import { parseDuration } from '../controller/queue.ts';
+import { VerifyCache } from '../controller/verification.ts';
+import { closeDispatchers } from '../oci/client.ts';
+import { startArtifactServer, type ArtifactServer } from '../storage/server.ts';
+import { Storage } from '../storage/store.ts';
+import { makeLogger } from '../util/log.ts';
+import { providers } from '../verify/providers.ts';
+import { parse, parseAddr, parseSize, UsageError } from './args.ts';
+
+export const runUsage = `Usage: oci-source-controller run [flags]
+
+  --kubeconfig PATH                 kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
+  --context NAME                    kubeconfig context
+  --watch-namespace NS              watch one namespace (default: all namespaces)
+  --watch-label-selector SEL        only reconcile objects matching this label selector (sharding)
+  --concurrent N                    parallel reconciles (default 4)
+  --storage-path DIR                artifact storage directory (default /data)
+  --storage-addr HOST:PORT          artifact HTTP server address (default :9090)
+  --storage-adv-addr HOST[:PORT]    host in artifact URLs (default: derived from --storage-addr)
+  --artifact-retention-records N    artifacts kept per object (default 2)
+  --artifact-retention-ttl DUR      older artifacts are removed after this (default 1m)
+  --artifact-max-size SIZE          max extracted size of an artifact, e.g. 512Mi; 0 = unlimited (default 512Mi)
+  --max-signatures N                signatures tried per artifact (default 10)
+  --min-retry-delay DUR             first backoff after a failure (default 750ms)
+  --max-retry-delay DUR             backoff cap (default 15m)
+  --interval-jitter-percentage N    ± jitter on spec.interval (default 5)
+  --metrics-addr HOST:PORT          /metrics, /healthz, /readyz (default :8080; empty disables)
+  --log-level LEVEL                 trace|debug|info|warn|error (default info)
+`;
+
+export interface ControllerConfig {
+  kubeconfig?: string;
+  context?: string;
+  watchNamespace?: string;
+  labelSelector?: string;
+  concurrent: number;
+  storagePath: string;
+  storageAddr: string;
+  storageAdvAddr?: string;
+  retentionRecords: number;
+  retentionTTLms: number;
+  artifactMaxSize: number;
+  maxSignatures: number;
+  minRetryMs: number;
+  maxRetryMs: number;
+  jitterPercent: number;
+  metricsAddr: string;
+  logLevel: string;
+}
+
+export interface RunningController {
+  manager: Manager;
+  artifacts: ArtifactServer;
+  storage: Storage;
+  stop(): Promise<void>;
+}
+
+export function configFromArgs(argv: string[]): ControllerConfig {
+  const { values: v, positionals } = parse(argv, {
+    kubeconfig: { type: 'string' },
+    context: { type: 'string' },
+    'watch-namespace': { type: 'string' },
+    'watch-label-selector': { type: 'string' },
+    concurrent: { type: 'string', default: '4' },
+    'storage-path': { type: 'string', default: process.env.STORAGE_PATH ?? '/data' },
+    'storage-addr': { type: 'string', default: process.env.STORAGE_ADDRESS ?? ':9090' },
+    'storage-adv-addr': { type: 'string', ...(process.env.STORAGE_ADV_ADDR ? { default: process.env.STORAGE_ADV_ADDR } : {}) },
+    'artifact-retention-records': { type: 'string', default: '2' },
+    'artifact-retention-ttl': { type: 'string', default: '1m' },
+    'artifact-max-size': { type: 'string', default: '512Mi' },
+    'max-signatures': { type: 'string', default: '10' },
+    'min-retry-delay': { type: 'string', default: '750ms' },
+    'max-retry-delay': { type: 'string', default: '15m' },
+    'interval-jitter-percentage': { type: 'string', default: '5' },
+    'metrics-addr': { type: 'string', default: ':8080' },
+    'log-level': { type: 'string', default: 'info' },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const int = (name: string, s: string, min: number) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}`);
+    return n;
+  };
+  const dur = (name: string, s: string) => {
+    try {
+      return parseDuration(s);
+    } catch {
+      throw new UsageError(`--${name}: invalid duration '${s}'`);
+    }
+  };
+  return {
+    ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
+    ...(v.context ? { context: v.context } : {}),
+    ...(v['watch-namespace'] ? { watchNamespace: v['watch-namespace'] } : {}),
+    ...(v['watch-label-selector'] ? { labelSelector: v['watch-label-selector'] } : {}),
+    concurrent: int('concurrent', v.concurrent!, 1),
+    storagePath: v['storage-path']!,
+    storageAddr: v['storage-addr']!,
+    ...(v['storage-adv-addr'] ? { storageAdvAddr: v['storage-adv-addr'] } : {}),
+    retentionRecords: int('artifact-retention-records', v['artifact-retention-records']!, 1),
+    retentionTTLms: dur('artifact-retention-ttl', v['artifact-retention-ttl']!),
+    artifactMaxSize: parseSize(v['artifact-max-size']!),
+    maxSignatures: int('max-signatures', v['max-signatures']!, 1),
+    minRetryMs: dur('min-retry-delay', v['min-retry-delay']!),
+    maxRetryMs: dur('max-retry-delay', v['max-retry-delay']!),
+    jitterPercent: int('interval-jitter-percentage', v['interval-jitter-percentage']!, 0),
+    metricsAddr: v['metrics-addr']!,
+    logLevel: v['log-level']!,
+  };
+}
+
+export async function startController(cfg: ControllerConfig, log: Logger): Promise<RunningController> {
+  const kube = Kube.load({ ...(cfg.kubeconfig ? { kubeconfig: cfg.kubeconfig } : {}), ...(cfg.context ? { context: cfg.context } : {}) });
+  const [host, port] = parseAddr(cfg.storageAddr);
+  // Storage needs the advertised address before the server starts; a port of 0 is resolved after.
+  const storage = new Storage({ root: cfg.storagePath, retentionRecords: cfg.retentionRecords, retentionTTLms: cfg.retentionTTLms, advertisedAddr: cfg.storageAdvAddr ?? '' });
+  const artifacts = await startArtifactServer(storage, host, port);
+  if (!cfg.storageAdvAddr) {
+    const advHost = host === '0.0.0.0' || host === '::' ? os.hostname() : host;
+    storage.opts.advertisedAddr = `${advHost}:${artifacts.address.port}`;
+  }
+  log.info({ addr: `${artifacts.address.address}:${artifacts.address.port}`, advertised: storage.opts.advertisedAddr, storagePath: storage.root }, 'artifact server listening');
+  const metrics = new Metrics();
+  let metricsServer: import('node:http').Server | undefined;
+  if (cfg.metricsAddr) {
+    const [mh, mp] = parseAddr(cfg.metricsAddr);
+    const m = await metrics.listen(mh, mp);
+    metricsServer = m.server;
+    log.info({ addr: `${m.address.address}:${m.address.port}` }, 'metrics and health server listening');
+  }
+  const manager = new Manager({
+    kube,
+    storage,
+    log,
+    providers,
+    verifyCache: new VerifyCache(),
+    metrics,
+    opts: {
+      ...(cfg.watchNamespace ? { watchNamespace: cfg.watchNamespace } : {}),
+      ...(cfg.labelSelector ? { labelSelector: cfg.labelSelector } : {}),
+      concurrent: cfg.concurrent,
+      minRetryMs: cfg.minRetryMs,
+      maxRetryMs: cfg.maxRetryMs,
+      reconcile: { maxSignatures: cfg.maxSignatures, artifactMaxSize: cfg.artifactMaxSize, jitterPercent: cfg.jitterPercent, userAgent: 'oci-source-controller/0.1' },
+    },
+  });
+  await manager.start();
+  metrics.ready = true;
+  return {
+    manager,
+    artifacts,
+    storage,
+    stop: async () => {
+      await manager.stop();
+      await artifacts.close();
+      metricsServer?.closeAllConnections();
+      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      kube.close();
+      await closeDispatchers();
+    },
+  };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(runUsage);
+    return 0;
+  }
+  const cfg = configFromArgs(argv);
+  const log = makeLogger(cfg.logLevel);
+  const running = await startController(cfg, log);
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once('SIGTERM', done);
+    process.once('SIGINT', done);
+  });
+  log.info('shutting down');
+  await running.stop();
+  return 0;
+}

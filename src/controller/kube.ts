@@ -1,0 +1,174 @@
+// A small Kubernetes REST client on top of @kubernetes/client-node's KubeConfig (which handles
+// kubeconfig files, in-cluster config, client certs, tokens and exec plugins). We make the
+// requests ourselves so that watches are plain streams we control (resume, bookmarks, 410
+// relists) and status writes are exact merge patches.
+import https from 'node:https';
+import http from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+
+export class KubeError extends Error {
+  readonly status: number;
+  readonly reason: string | undefined;
+  constructor(status: number, message: string, reason?: string) {
+    super(message);
+    this.name = 'KubeError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+export interface KubeOptions {
+  kubeconfig?: string;
+  context?: string;
+}
+
+export class Kube {
+  readonly kc: KubeConfig;
+  readonly server: URL;
+  #agentHttps = new https.Agent({ keepAlive: true, maxSockets: 32 });
+  #agentHttp = new http.Agent({ keepAlive: true, maxSockets: 32 });
+
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+  }
+
+  static load(opts: KubeOptions = {}): Kube {
+    const kc = new KubeConfig();
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+    if (opts.context) kc.setCurrentContext(opts.context);
+    return new Kube(kc);
+  }
+
+  /** Current namespace of the kubeconfig context (or in-cluster namespace file), for defaults. */
+  currentNamespace(): string {
+    const ctx = this.kc.getContextObject(this.kc.getCurrentContext());
+    return ctx?.namespace ?? 'default';
+  }
+
+  async #options(method: string, path: string, headers: Record<string, string>): Promise<https.RequestOptions> {
+    const opts: https.RequestOptions = { headers: { ...headers } };
+    await this.kc.applyToHTTPSOptions(opts);
+    const base = this.server.pathname.replace(/\/+$/, '');
+    return {
+      ...opts,
+      method,
+      protocol: this.server.protocol,
+      hostname: this.server.hostname,
+      port: this.server.port || (this.server.protocol === 'https:' ? 443 : 80),
+      path: `${base}${path}`,
+      agent: this.server.protocol === 'https:' ? this.#agentHttps : this.#agentHttp,
+    };
+  }
+
+  #transport() {
+    return this.server.protocol === 'https:' ? https : http;
+  }
+
+  /** One JSON request. Throws KubeError with the API's status and message on non-2xx. */
+  async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json', accept = 'application/json'): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const headers: Record<string, string> = { accept };
+    if (payload) {
+      headers['content-type'] = contentType;
+      headers['content-length'] = String(payload.length);
+    }
+    const opts = await this.#options(method, path, headers);
+    return new Promise<T>((resolve, reject) => {
+      const req = this.#transport().request(opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            let message = text;
+            let reason: string | undefined;
+            try {
+              const s = JSON.parse(text) as { message?: string; reason?: string };
+              message = s.message ?? text;
+              reason = s.reason;
+            } catch {
+              // keep raw text
+            }
+            reject(new KubeError(status, `${method} ${path}: ${status} ${message}`, reason));
+            return;
+          }
+          try {
+            resolve((text ? JSON.parse(text) : undefined) as T);
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
+      req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
+      req.on('error', reject);
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  /**
+   * Streams watch events until the server closes the stream, `signal` aborts, or the connection
+   * drops. Resolves normally in all those cases (the caller decides whether to resume); rejects
+   * only on a non-200 answer.
+   */
+  async watch<T>(path: string, onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal, accept = 'application/json'): Promise<void> {
+    const opts = await this.#options('GET', path, { accept });
+    await new Promise<void>((resolve, reject) => {
+      const req = this.#transport().request({ ...opts, agent: false }, (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => reject(new KubeError(res.statusCode ?? 0, `watch ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString()}`)));
+          return;
+        }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            try {
+              onEvent(JSON.parse(line) as WatchEvent<T>);
+            } catch (err) {
+              req.destroy(err as Error);
+            }
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', () => resolve());
+        res.on('aborted', () => resolve());
+      });
+      const onAbort = () => req.destroy();
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (err) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) resolve();
+        else reject(err);
+      });
+      req.on('close', () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.#agentHttps.destroy();
+    this.#agentHttp.destroy();
+  }
+}

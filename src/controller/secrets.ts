@@ -1,0 +1,118 @@
+// Turning Secrets referenced by an OCIRepository into registry client options and verifier
+// input. Every error names the Secret and key so the user knows what to fix; no Secret content
+// is ever put into a message or a log line.
+import type { OCIRepository } from '../api/schema.ts';
+import { credentialsFromDockerConfig, CredentialsError, type Credentials } from '../oci/auth.ts';
+import type { ClientOptions, ProxyOptions, TLSOptions } from '../oci/client.ts';
+import type { SecretInput } from '../verify/types.ts';
+
+export interface Secret {
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  type?: string;
+  data?: Record<string, string>;
+}
+
+export interface SecretGetter {
+  getSecret(namespace: string, name: string): Promise<Secret | null>;
+  getServiceAccount(namespace: string, name: string): Promise<{ imagePullSecrets?: { name: string }[] } | null>;
+}
+
+/** Credentials/TLS/proxy problem: FetchFailed with reason AuthenticationFailed. */
+export class AuthConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthConfigError';
+  }
+}
+
+export function secretData(s: Secret): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, 'base64');
+  return out;
+}
+
+async function mustGet(getter: SecretGetter, ns: string, name: string, what: string): Promise<Secret> {
+  const s = await getter.getSecret(ns, name);
+  if (!s) throw new AuthConfigError(`${what} secret '${ns}/${name}' not found`);
+  return s;
+}
+
+function dockerConfigOf(s: Secret, ns: string): Buffer {
+  const d = secretData(s);
+  const doc = d['.dockerconfigjson'] ?? d['.dockercfg'];
+  if (!doc) throw new AuthConfigError(`secret '${ns}/${s.metadata.name}' has no '.dockerconfigjson' key (create it with kubectl create secret docker-registry)`);
+  return doc;
+}
+
+/** Registry client options for an object: credentials, TLS, proxy and insecure, from its Secrets. */
+export async function clientOptions(obj: OCIRepository, registry: string, getter: SecretGetter): Promise<ClientOptions> {
+  const ns = obj.metadata.namespace;
+  const spec = obj.spec;
+  let credentials: Credentials | undefined;
+  try {
+    if (spec.secretRef) {
+      const s = await mustGet(getter, ns, spec.secretRef.name, 'auth');
+      credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${spec.secretRef.name}'`);
+    }
+    if (!credentials && spec.serviceAccountName) {
+      const sa = await getter.getServiceAccount(ns, spec.serviceAccountName);
+      if (!sa) throw new AuthConfigError(`service account '${ns}/${spec.serviceAccountName}' not found`);
+      for (const ref of sa.imagePullSecrets ?? []) {
+        const s = await getter.getSecret(ns, ref.name);
+        if (!s) continue;
+        credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${ref.name}'`);
+        if (credentials) break;
+      }
+    }
+  } catch (err) {
+    if (err instanceof CredentialsError) throw new AuthConfigError(err.message);
+    throw err;
+  }
+  if (!credentials && spec.provider && spec.provider !== 'generic') {
+    throw new AuthConfigError(`provider '${spec.provider}' workload identity is not supported by oci-source-controller; use spec.secretRef with registry credentials (e.g. refreshed by a credential helper) or provider: generic`);
+  }
+  let tls: TLSOptions | undefined;
+  if (spec.certSecretRef) {
+    const s = await mustGet(getter, ns, spec.certSecretRef.name, 'TLS');
+    const d = secretData(s);
+    const ca = d['ca.crt'] ?? d['caFile'];
+    const cert = d['tls.crt'] ?? d['certFile'];
+    const key = d['tls.key'] ?? d['keyFile'];
+    if (!ca && !cert) throw new AuthConfigError(`secret '${ns}/${spec.certSecretRef.name}' must hold 'ca.crt' and/or 'tls.crt' + 'tls.key'`);
+    if ((cert && !key) || (!cert && key)) throw new AuthConfigError(`secret '${ns}/${spec.certSecretRef.name}': 'tls.crt' and 'tls.key' must be set together`);
+    if (ca && !ca.toString().includes('-----BEGIN CERTIFICATE-----')) throw new AuthConfigError(`secret '${ns}/${spec.certSecretRef.name}': key 'ca.crt' is not a PEM certificate`);
+    tls = { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) };
+  }
+  let proxy: ProxyOptions | undefined;
+  if (spec.proxySecretRef) {
+    const s = await mustGet(getter, ns, spec.proxySecretRef.name, 'proxy');
+    const d = secretData(s);
+    const address = d.address?.toString().trim();
+    if (!address) throw new AuthConfigError(`secret '${ns}/${spec.proxySecretRef.name}': key 'address' is required`);
+    try {
+      new URL(address);
+    } catch {
+      throw new AuthConfigError(`secret '${ns}/${spec.proxySecretRef.name}': key 'address' is not a URL`);
+    }
+    proxy = { address, ...(d.username ? { username: d.username.toString() } : {}), ...(d.password ? { password: d.password.toString() } : {}) };
+  }
+  return {
+    ...(credentials ? { credentials } : {}),
+    ...(tls ? { tls } : {}),
+    ...(proxy ? { proxy } : {}),
+    insecure: !!spec.insecure,
+  };
+}
+
+/** Secret contents for the verifier; a missing Secret is a verification configuration error. */
+export async function verifySecretInput(getter: SecretGetter, ns: string, name: string): Promise<SecretInput | null> {
+  const s = await getter.getSecret(ns, name);
+  if (!s) return null;
+  return { name: `${ns}/${name}`, data: secretData(s) };
+}
+
+/** Names of all Secrets an object depends on, so Secret changes can re-trigger it. */
+export function referencedSecrets(obj: OCIRepository): string[] {
+  const s = obj.spec;
+  return [s.secretRef?.name, s.certSecretRef?.name, s.proxySecretRef?.name, s.verify?.secretRef?.name, s.verify?.trustedRootSecretRef?.name].filter((n): n is string => !!n);
+}
