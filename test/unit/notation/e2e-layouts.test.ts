@@ -83,11 +83,11 @@ describe('e2e-valid-signature', () => {
     expectVerified(o, "key 'e2e.crt'", 'trusted for every trust store');
   });
   test('timestamp_trustpolicy (tsa:e2e, verifyTimestamp always) → no timestamp countersignature', async () => {
-    const o = await runLayout('e2e-valid-signature', 'timestamp_trustpolicy.json', { 'ca.e2e.crt': e2eCrt, 'tsa.e2e.crt': read(KEY('e2e.crt')) });
+    const o = await runLayout('e2e-valid-signature', 'timestamp_trustpolicy.json', { 'ca.e2e.crt': e2eCrt, 'tsa.e2e.crt': read(E2E_PATH('config', 'timestamp', 'globalsignTSARoot.cer')) });
     expectFailed(o, 'authentic-timestamp', 'no timestamp countersignature was found in the signature envelope');
   });
   test('timestamp_after_cert_expiry_trustpolicy → verified (the e2e cert has not expired, so no timestamp needed)', async () => {
-    const o = await runLayout('e2e-valid-signature', 'timestamp_after_cert_expiry_trustpolicy.json', { 'ca.e2e.crt': e2eCrt, 'tsa.e2e.crt': e2eCrt });
+    const o = await runLayout('e2e-valid-signature', 'timestamp_after_cert_expiry_trustpolicy.json', { 'ca.e2e.crt': e2eCrt, 'tsa.e2e.crt': read(E2E_PATH('config', 'timestamp', 'DigiCertTSARootSHA384.cer')) });
     expectVerified(o);
   });
   test('the payload must name the resolved descriptor', async () => {
