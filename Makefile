@@ -13,6 +13,7 @@ node_modules: package-lock.json
 
 typecheck: node_modules
 	npx tsc -p tsconfig.json
+	node hack/gen-crd.ts --check
 
 unit: node_modules
 	node --test --test-concurrency=2 'test/unit/**/*.test.ts'
@@ -21,7 +22,7 @@ integration: deps
 	node --test --test-concurrency=1 'test/integration/**/*.test.ts'
 
 test: deps typecheck
-	node --test --test-concurrency=2 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
+	node --test --test-concurrency=2 --test-timeout=900000 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 
 demo: deps
 	node src/main.ts demo
