@@ -187,3 +187,49 @@ export function pushSignature(reader: OCILayoutReader, subject: Descriptor, enve
     subject,
   });
 }
+
+/**
+ * A real RFC 3161 TSA: `openssl ts -reply` signing with `tsa` (cert chain `chain`, leaf first). Returns a
+ * function that timestamps a signature (SHA-256 imprint), for SignOptions.timestamp.
+ */
+export async function opensslTSA(tsa: Issued, chain: Issued[], opts: { accuracySecs?: number } = {}): Promise<(sig: Buffer) => Buffer> {
+  const { mkdtempSync, writeFileSync, readFileSync } = await import('node:fs');
+  const { execFileSync } = await import('node:child_process');
+  const { createHash } = await import('node:crypto');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'osc-tsa-'));
+  writeFileSync(path.join(dir, 'tsa.crt'), pem(tsa));
+  writeFileSync(path.join(dir, 'chain.pem'), pem(...chain));
+  writeFileSync(path.join(dir, 'tsa.key'), tsa.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  writeFileSync(path.join(dir, 'serial'), '01\n');
+  writeFileSync(
+    path.join(dir, 'ts.cnf'),
+    [
+      '[ tsa ]',
+      'default_tsa = tsa_config',
+      '[ tsa_config ]',
+      `dir = ${dir}`,
+      'serial = $dir/serial',
+      'signer_cert = $dir/tsa.crt',
+      'certs = $dir/chain.pem',
+      'signer_key = $dir/tsa.key',
+      'signer_digest = sha256',
+      'default_policy = 1.2.3.4.1',
+      'digests = sha256, sha384, sha512',
+      `accuracy = secs:${opts.accuracySecs ?? 1}`,
+      'ordering = no',
+      'tsa_name = no',
+      'ess_cert_id_chain = no',
+      'ess_cert_id_alg = sha256',
+      '',
+    ].join('\n'),
+  );
+  return (sig: Buffer) => {
+    const q = path.join(dir, 'q.tsq');
+    const t = path.join(dir, 't.der');
+    execFileSync('openssl', ['ts', '-query', '-digest', createHash('sha256').update(sig).digest('hex'), '-sha256', '-cert', '-no_nonce', '-out', q], { stdio: 'pipe' });
+    execFileSync('openssl', ['ts', '-reply', '-config', path.join(dir, 'ts.cnf'), '-queryfile', q, '-token_out', '-out', t], { stdio: 'pipe' });
+    return readFileSync(t);
+  };
+}
