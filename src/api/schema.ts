@@ -1,7 +1,7 @@
 // The single source of truth for the OCIRepository API: these TypeBox definitions are both the
 // OpenAPI v3 schema written into crds/ (by hack/gen-crd.ts) and, through `Static<>`, the
 // TypeScript types the controller uses. A unit test fails when crds/ drifts from this file.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Kind as TypeBoxKind, Type, TypeRegistry, type Static, type TSchema } from '@sinclair/typebox';
 
 export const Group = 'source.ocisource.dev';
 export const Version = 'v1';
@@ -13,9 +13,19 @@ export const ApiVersion = `${Group}/${Version}`;
 export const Finalizer = 'finalizers.ocisource.dev';
 export const ReconcileRequestAnnotation = 'reconcile.ocisource.dev/requestedAt';
 
-/** A string enum as Kubernetes structural schemas want it (`enum`, not `anyOf`/`const`). */
+// Kubernetes structural schemas want `enum` (not anyOf/const) and `additionalProperties` (not
+// patternProperties); these two kinds emit that and teach TypeBox's Value.Check to validate them.
+TypeRegistry.Set('StringEnum', (schema: { enum: string[] }, value) => typeof value === 'string' && schema.enum.includes(value));
+TypeRegistry.Set('StringMap', (_schema, value) => typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string'));
+
+/** A string enum as Kubernetes structural schemas want it. */
 function StringEnum<T extends readonly string[]>(values: T, opts: Record<string, unknown> = {}) {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...opts });
+  return Type.Unsafe<T[number]>({ [TypeBoxKind]: 'StringEnum', type: 'string', enum: [...values], ...opts });
+}
+
+/** map[string]string. */
+function StringMap(description: string) {
+  return Type.Unsafe<Record<string, string>>({ [TypeBoxKind]: 'StringMap', type: 'object', additionalProperties: { type: 'string' }, description });
 }
 const Doc = <T extends TSchema>(description: string, schema: T): T => ({ ...schema, description });
 
@@ -100,7 +110,7 @@ export const Artifact = Type.Object(
     digest: Type.String({ pattern: '^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$', description: 'Digest of the stored file.' }),
     lastUpdateTime: Type.String({ format: 'date-time' }),
     size: Type.Optional(Type.Integer({ format: 'int64', description: 'Size of the stored file in bytes.' })),
-    metadata: Type.Optional(Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description: 'Annotations of the OCI manifest.' })),
+    metadata: Type.Optional(StringMap('Annotations of the OCI manifest.')),
   },
   { description: 'The artifact stored and served for this object.' },
 );
