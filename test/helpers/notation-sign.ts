@@ -233,3 +233,58 @@ export async function opensslTSA(tsa: Issued, chain: Issued[], opts: { accuracyS
     return readFileSync(t);
   };
 }
+
+export interface OCSPResponder {
+  url: string;
+  stop(): void;
+}
+
+/**
+ * A real `openssl ocsp` responder on 127.0.0.1 (free port) for certificates issued by `ca`, signing its
+ * answers with the CA key. `good` / `revoked` serials are listed in its index; any other serial is "unknown".
+ */
+export async function opensslOCSP(ca: Issued, entries: { good?: Issued[]; revoked?: Issued[] }, fixedPort?: number): Promise<OCSPResponder> {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { spawn } = await import('node:child_process');
+  const { tmpdir } = await import('node:os');
+  const net = await import('node:net');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'osc-ocsp-'));
+  const ymd = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
+  const dn = (c: Issued) => '/' + c.cert.subject.split(', ').reverse().join('/');
+  const line = (c: Issued, revoked: boolean) =>
+    [revoked ? 'R' : 'V', ymd(c.cert.notAfter), revoked ? ymd(new Date(Date.now() - 60_000)) : '', c.serial.toUpperCase().padStart(c.serial.length + (c.serial.length % 2), '0'), 'unknown', dn(c)].join('\t');
+  const lines = [...(entries.good ?? []).map((c) => line(c, false)), ...(entries.revoked ?? []).map((c) => line(c, true))];
+  writeFileSync(path.join(dir, 'index.txt'), lines.length ? lines.join('\n') + '\n' : '');
+  writeFileSync(path.join(dir, 'ca.crt'), pem(ca));
+  writeFileSync(path.join(dir, 'ca.key'), ca.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  const port = fixedPort ?? await new Promise<number>((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const child = spawn('openssl', ['ocsp', '-index', path.join(dir, 'index.txt'), '-port', String(port), '-rsigner', path.join(dir, 'ca.crt'), '-rkey', path.join(dir, 'ca.key'), '-CA', path.join(dir, 'ca.crt'), '-nmin', '5', '-ignore_err'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  // Ready when it says so (a TCP probe would occupy the single-threaded responder).
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    const t = setTimeout(() => reject(new Error(`openssl ocsp did not start: ${err}`)), 5000);
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('waiting for OCSP client connections')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`openssl ocsp exited with ${code}: ${err}`));
+    });
+  });
+  child.stderr!.resume();
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
+}
