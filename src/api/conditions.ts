@@ -35,6 +35,11 @@ export const Reason = {
   VerificationError: 'VerificationError',
   /** SourceVerified=Unknown: the trust policy's level is `skip` for this artifact. */
   VerificationSkipped: 'VerificationSkipped',
+  /**
+   * SourceVerified=Unknown: at notation level `audit` the signature was checked but its
+   * authenticity failed; the artifact is stored (that is what audit means), never marked verified.
+   */
+  VerificationAudited: 'VerificationAudited',
   // Stalled
   InvalidSpec: 'InvalidSpec',
   FeatureGateDisabled: 'FeatureGateDisabled',

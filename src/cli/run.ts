@@ -32,6 +32,7 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --interval-jitter-percentage N    ± jitter on spec.interval (default 5)
   --metrics-addr HOST:PORT          /metrics, /healthz, /readyz (default :8080; empty disables)
   --log-level LEVEL                 trace|debug|info|warn|error (default info)
+  --tag-page-size N                 tags per page when listing for semver (default 1000)
 `;
 
 export interface ControllerConfig {
@@ -52,6 +53,7 @@ export interface ControllerConfig {
   jitterPercent: number;
   metricsAddr: string;
   logLevel: string;
+  tagPageSize?: number;
 }
 
 export interface RunningController {
@@ -80,6 +82,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'interval-jitter-percentage': { type: 'string', default: '5' },
     'metrics-addr': { type: 'string', default: ':8080' },
     'log-level': { type: 'string', default: 'info' },
+    'tag-page-size': { type: 'string' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const int = (name: string, s: string, min: number) => {
@@ -112,6 +115,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     jitterPercent: int('interval-jitter-percentage', v['interval-jitter-percentage']!, 0),
     metricsAddr: v['metrics-addr']!,
     logLevel: v['log-level']!,
+    ...(v['tag-page-size'] ? { tagPageSize: int('tag-page-size', v['tag-page-size'], 1) } : {}),
   };
 }
 
@@ -147,7 +151,7 @@ export async function startController(cfg: ControllerConfig, log: Logger): Promi
       concurrent: cfg.concurrent,
       minRetryMs: cfg.minRetryMs,
       maxRetryMs: cfg.maxRetryMs,
-      reconcile: { maxSignatures: cfg.maxSignatures, artifactMaxSize: cfg.artifactMaxSize, jitterPercent: cfg.jitterPercent, userAgent: 'oci-source-controller/0.1' },
+      reconcile: { maxSignatures: cfg.maxSignatures, artifactMaxSize: cfg.artifactMaxSize, jitterPercent: cfg.jitterPercent, userAgent: 'oci-source-controller/0.1', ...(cfg.tagPageSize ? { tagPageSize: cfg.tagPageSize } : {}) },
     },
   });
   await manager.start();

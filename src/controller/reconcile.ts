@@ -21,6 +21,8 @@ export interface ReconcileOptions {
   artifactMaxSize: number;
   jitterPercent: number;
   userAgent: string;
+  /** Page size for tag listing (default 1000); small values exercise pagination in tests. */
+  tagPageSize?: number;
 }
 
 export interface World extends SecretGetter {
@@ -104,6 +106,7 @@ class Run {
   }
 
   progressMessage: string | undefined;
+  client: RegistryClient | undefined;
 
   async run(): Promise<ReconcileResult> {
     const { obj, w } = this;
@@ -142,7 +145,8 @@ class Run {
         if (err instanceof AuthConfigError) throw new StepFailure(CT.FetchFailed, Reason.AuthenticationFailed, err.message);
         throw err;
       }
-      const client = new RegistryClient(ref, { ...options, signal, userAgent: w.options.userAgent });
+      const client = new RegistryClient(ref, { ...options, signal, userAgent: w.options.userAgent, ...(w.options.tagPageSize ? { tagPageSize: w.options.tagPageSize } : {}) });
+      this.client = client;
       const resolved = await this.resolve(client);
       if (spec.verify) await this.verify(client, resolved, signal);
       await this.storeArtifact(client, resolved);
@@ -154,6 +158,8 @@ class Run {
 
     this.del(CT.FetchFailed, CT.StorageOperationFailed, CT.Reconciling, CT.ArtifactOutdated);
     const result = this.finish({ requeueAfterMs: jitter(intervalMs, w.options.jitterPercent) }, true);
+    // The registry request count is how we check that an unchanged artifact costs one HEAD.
+    w.log.info({ revision: this.status.artifact?.revision, registryRequests: this.client?.requests }, 'reconciled');
     const recovered = this.prevConds.some((c) => (c.type === CT.FetchFailed || c.type === CT.StorageOperationFailed) && c.status === 'True');
     if (recovered && this.status.artifact && !this.events.some((e) => e.reason === 'NewArtifact')) {
       this.events.push({ type: 'Normal', reason: Reason.Succeeded, message: `stored artifact with revision '${this.status.artifact.revision}' from '${spec.url}'` });
@@ -241,6 +247,12 @@ class Run {
     const prev = findCondition(this.prevConds, CT.SourceVerified);
     if (outcome.status === 'skipped') {
       this.set(CT.SourceVerified, 'Unknown', Reason.VerificationSkipped, `verification of revision ${resolved.revision} skipped: ${outcome.message}`);
+      return;
+    }
+    if (outcome.details.authenticityEstablished === false) {
+      const msg = `signature of revision ${resolved.revision} is not authenticated; stored because the trust policy only audits: ${outcome.message}${warnings}`;
+      this.set(CT.SourceVerified, 'Unknown', Reason.VerificationAudited, msg);
+      if (!step.cached && prev?.message !== msg) this.events.push({ type: 'Warning', reason: Reason.VerificationAudited, message: msg });
       return;
     }
     const message = `verified signature of revision ${resolved.revision}: ${outcome.message}${notes}${warnings}`;

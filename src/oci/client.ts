@@ -32,11 +32,17 @@ export interface ClientOptions {
   signal?: AbortSignal;
   userAgent?: string;
   tokenCache?: TokenCache;
+  /** `n` for tag listing; the registry's Link header drives the following pages. */
+  tagPageSize?: number;
 }
 
 export const ManifestAccept = [MediaTypes.ociManifest, MediaTypes.dockerManifest, MediaTypes.ociIndex, MediaTypes.dockerManifestList];
 const DefaultManifestLimit = 4 << 20;
 const DefaultBlobLimit = 32 << 20;
+
+// The auth challenge each registry answered with, so a new client (one per reconcile) can send
+// credentials or a cached token on its first request instead of taking a 401 first.
+const knownChallenges = new Map<string, { scheme: string; params: Record<string, string> }>();
 
 // Connection pools are reused across reconciles, keyed by everything that shapes a connection.
 const dispatchers = new Map<string, Dispatcher>();
@@ -96,6 +102,30 @@ export class RegistryClient implements RegistryReader {
     this.#dispatcher = dispatcherFor(opts.tls, !!opts.insecure, opts.proxy);
     this.#tokens = opts.tokenCache ?? defaultTokenCache;
     if (opts.credentials?.registryToken) this.#authHeader = `Bearer ${opts.credentials.registryToken}`;
+    else this.#preauthorize();
+  }
+
+  /** Uses what we learned from this registry's last challenge: Basic credentials or a cached token. */
+  #preauthorize(): void {
+    const ch = knownChallenges.get(this.apiHost);
+    if (!ch) return;
+    const creds = this.#opts.credentials;
+    if (ch.scheme === 'basic' && creds?.username) {
+      this.#authHeader = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
+    } else if (ch.scheme === 'bearer' && ch.params.realm) {
+      const key = this.#tokenKeyFor(ch.params.realm, ch.params.service);
+      const token = this.#tokens.get(key);
+      if (token) {
+        this.#authHeader = `Bearer ${token}`;
+        this.#tokenKey = key;
+      }
+    }
+  }
+
+  #tokenKeyFor(realm: string, service: string | undefined): string {
+    const creds = this.#opts.credentials;
+    const who = creds?.username ? `u:${creds.username}:${createHash('sha256').update(creds.password ?? '').digest('hex').slice(0, 16)}` : creds?.identityToken ? `id:${createHash('sha256').update(creds.identityToken).digest('hex').slice(0, 16)}` : 'anon';
+    return `${realm}|${service ?? ''}|repository:${this.repository}:pull|${who}`;
   }
 
   get #base(): string {
@@ -160,7 +190,7 @@ export class RegistryClient implements RegistryReader {
   /** All tags, following `Link: <…>; rel="next"` pagination. */
   async listTags(): Promise<string[]> {
     const tags: string[] = [];
-    let path: string | undefined = `/v2/${this.repository}/tags/list?n=1000`;
+    let path: string | undefined = `/v2/${this.repository}/tags/list?n=${this.#opts.tagPageSize ?? 1000}`;
     for (let page = 0; path && page < 1000; page++) {
       const res = await this.#send({ method: 'GET', path });
       await this.#expectOK(res, 'list tags');
@@ -244,6 +274,7 @@ export class RegistryClient implements RegistryReader {
   /** Sets #authHeader for a challenge; returns false if there is nothing better to send. */
   async #answer(challenge: { scheme: string; params: Record<string, string> }): Promise<boolean> {
     const creds = this.#opts.credentials;
+    knownChallenges.set(this.apiHost, challenge);
     if (challenge.scheme === 'basic') {
       if (!creds?.username) return false;
       this.#authHeader = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
@@ -252,8 +283,7 @@ export class RegistryClient implements RegistryReader {
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return false;
     const { realm, service } = challenge.params;
     const scope = `repository:${this.repository}:pull`;
-    const who = creds?.username ? `u:${creds.username}:${createHash('sha256').update(creds.password ?? '').digest('hex').slice(0, 16)}` : creds?.identityToken ? 'idtoken' : 'anon';
-    const key = `${realm}|${service ?? ''}|${scope}|${who}`;
+    const key = this.#tokenKeyFor(realm, service);
     const cached = this.#tokens.get(key);
     if (cached && this.#tokenKey !== key) {
       this.#authHeader = `Bearer ${cached}`;

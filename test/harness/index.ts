@@ -7,3 +7,4 @@ export * from './token-issuer.ts';
 export * from './registry.ts';
 export * from './push.ts';
 export * from './kube.ts';
+export * from './referrers-proxy.ts';

@@ -1,0 +1,145 @@
+// The registry client against real docker-registry instances: token auth and token caching,
+// TLS, tag pagination, referrers (API and tag fallback), timeouts, and the controller's
+// steady-state cost (one HEAD per interval when nothing changed).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { RegistryClient, closeDispatchers } from '../../src/oci/client.ts';
+import { parseRepositoryURL } from '../../src/oci/reference.ts';
+import { resolveRef } from '../../src/oci/resolve.ts';
+import { TokenCache } from '../../src/oci/auth.ts';
+import { makeTempDir, pushTarGzArtifact, startCluster, startRegistry, startReferrersProxy, type Cluster, type Registry, type ReferrersProxy } from '../harness/index.ts';
+import { pushReferrer } from '../helpers/push-signatures.ts';
+import { applyRepo, cond, installController, ready, startControllerProcess, waitRepo, type ControllerProcess } from '../helpers/controller-env.ts';
+
+describe('registry client against real registries', { timeout: 300_000 }, () => {
+  let plain: Registry;
+  let token: Registry;
+  let proxy: ReferrersProxy;
+  before(async () => {
+    [plain, token] = await Promise.all([startRegistry(), startRegistry({ tls: true, tokenAuth: true })]);
+    proxy = await startReferrersProxy({ upstream: plain.host, pageSize: 2 });
+  });
+  after(async () => {
+    await closeDispatchers();
+    await proxy?.stop();
+    await Promise.all([plain?.stop(), token?.stop()]);
+  });
+
+  test('token auth over TLS: scoped token fetched once and reused until expiry', async () => {
+    const pushed = await pushTarGzArtifact(token, 'team/app', 'v1', { 'a.txt': 'a' });
+    const cache = new TokenCache();
+    const opts = { credentials: { username: token.username!, password: token.password! }, tls: { ca: token.caPem! }, tokenCache: cache };
+    const before = token.tokenRequests!();
+    for (let i = 0; i < 5; i++) {
+      const c = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), opts);
+      const r = await resolveRef(c, { tag: 'v1' });
+      assert.equal(r.descriptor.digest, pushed.manifestDigest);
+    }
+    assert.equal(token.tokenRequests!() - before, 1, 'one token for five resolves');
+    const grant = token.tokenGrants!().at(-1)!;
+    assert.deepEqual(grant.access ?? grant, grant.access ?? grant);
+    // Wrong password: the token endpoint refuses, and the message says what to check.
+    const bad = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { credentials: { username: 'x', password: 'y' }, tls: { ca: token.caPem! }, tokenCache: new TokenCache() });
+    await assert.rejects(resolveRef(bad, { tag: 'v1' }), /token request .* HTTP 401 \(check spec.secretRef credentials\)/);
+    // No CA: TLS fails with advice.
+    const noca = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { tokenCache: new TokenCache() });
+    await assert.rejects(resolveRef(noca, { tag: 'v1' }), /TLS handshake .* failed: .*certSecretRef/);
+  });
+
+  test('tag listing follows Link pagination', async () => {
+    for (const t of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']) await pushTarGzArtifact(plain, 'paged/app', t, { 'v': t });
+    // docker-registry 2.8 ignores `n` on tag lists, so the proxy pages its real answer.
+    const pages = proxy.tagPages();
+    const c = new RegistryClient(parseRepositoryURL(`oci://${proxy.host}/paged/app`), { insecure: true, tagPageSize: 2 });
+    const tags = await c.listTags();
+    assert.deepEqual([...tags].sort(), ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']);
+    assert.equal(proxy.tagPages() - pages, 3, 'three pages of at most two');
+    const r = await resolveRef(c, { semver: '^1.0.0' });
+    assert.equal(r.tag, '1.4.0');
+  });
+
+  test('referrers: the API when the registry has it (paginated, filtered), the tag schema when it does not', async () => {
+    const subj = await pushTarGzArtifact(plain, 'refs/app', 'v1', { 'x': 'x' });
+    const subject = { digest: subj.manifestDigest, size: subj.manifestBytes.length, mediaType: 'application/vnd.oci.image.manifest.v1+json' };
+    for (let i = 0; i < 3; i++) await pushReferrer(plain, 'refs/app', subject, 'application/vnd.cncf.notary.signature', Buffer.from(`sig${i}`), 'application/jose+json');
+    await pushReferrer(plain, 'refs/app', subject, 'application/vnd.dev.sigstore.bundle.v0.3+json', Buffer.from('{}'), 'application/vnd.dev.sigstore.bundle.v0.3+json');
+
+    const viaTag = new RegistryClient(parseRepositoryURL(`oci://${plain.host}/refs/app`), { insecure: true });
+    assert.equal((await viaTag.referrers(subj.manifestDigest, 'application/vnd.cncf.notary.signature')).length, 3);
+    assert.equal((await viaTag.referrers(subj.manifestDigest)).length, 4);
+
+    const calls = proxy.referrersCalls();
+    const fallback = proxy.tagFallbackCalls();
+    const viaApi = new RegistryClient(parseRepositoryURL(`oci://${proxy.host}/refs/app`), { insecure: true });
+    const found = await viaApi.referrers(subj.manifestDigest, 'application/vnd.cncf.notary.signature');
+    assert.equal(found.length, 3);
+    assert.ok(found.every((d) => d.artifactType === 'application/vnd.cncf.notary.signature'));
+    assert.equal(proxy.referrersCalls() - calls, 2, 'two pages of two');
+    assert.equal(proxy.tagFallbackCalls(), fallback, 'no tag fallback when the API answers');
+    const none = await viaApi.referrers(`sha256:${'0'.repeat(64)}`);
+    assert.deepEqual(none, []);
+  });
+
+  test('spec.timeout bounds a registry that accepts connections and never answers', async () => {
+    const sockets: net.Socket[] = [];
+    const hang = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    const port = (hang.address() as net.AddressInfo).port;
+    const c = new RegistryClient(parseRepositoryURL(`oci://127.0.0.1:${port}/x/y`), { insecure: true, signal: AbortSignal.timeout(300) });
+    await assert.rejects(resolveRef(c, { tag: 'v1' }), /request to 127\.0\.0\.1:\d+ stopped/);
+    for (const s of sockets) s.destroy();
+    hang.close();
+  });
+});
+
+describe('controller steady state and outages', { timeout: 300_000 }, () => {
+  let cluster: Cluster;
+  let reg: Registry;
+  let ctrl: ControllerProcess;
+  const dir = makeTempDir('osc-steady-');
+  before(async () => {
+    [cluster, reg] = await Promise.all([startCluster(), startRegistry({ tls: true, tokenAuth: true })]);
+    const kubeconfig = await installController(cluster, dir);
+    ctrl = await startControllerProcess({ kubeconfig, dir });
+  });
+  after(async () => {
+    await ctrl?.stop();
+    await Promise.all([cluster?.stop(), reg?.stop()]);
+  });
+
+  const reconciledLines = (name: string) => ctrl.logs().filter((l) => l.msg === 'reconciled' && l.ocirepository === `default/${name}`);
+
+  test('an unchanged artifact costs one manifest HEAD per reconcile and no new token', async () => {
+    await pushTarGzArtifact(reg, 'steady/app', 'v1', { 'a.txt': 'a' });
+    await cluster.kubectlOk(['create', 'secret', 'generic', 'ca', `--from-literal=ca.crt=${reg.caPem}`]);
+    await cluster.kubectlOk(['create', 'secret', 'docker-registry', 'creds', `--docker-server=${reg.host}`, `--docker-username=${reg.username}`, `--docker-password=${reg.password}`]);
+    await applyRepo(cluster, { metadata: { name: 'steady', namespace: 'default' }, spec: { url: `oci://${reg.host}/steady/app`, interval: '1h', ref: { tag: 'v1' }, certSecretRef: { name: 'ca' }, secretRef: { name: 'creds' } } });
+    await waitRepo(cluster, 'default', 'steady', ready, 'Ready');
+    const tokens = reg.tokenRequests!();
+    for (let i = 0; i < 3; i++) {
+      const n = reconciledLines('steady').length;
+      await cluster.kubectlOk(['annotate', '--overwrite', 'ocirepository/steady', `reconcile.ocisource.dev/requestedAt=steady-${i}`]);
+      await waitRepo(cluster, 'default', 'steady', (o) => o.status?.lastHandledReconcileAt === `steady-${i}` && reconciledLines('steady').length > n, 'reconciled');
+    }
+    const counts = reconciledLines('steady').map((l) => l.registryRequests);
+    assert.deepEqual(counts.slice(-3), [1, 1, 1], `registry requests per reconcile: ${counts.join(', ')}`);
+    assert.equal(reg.tokenRequests!() - tokens, 0, 'tokens are reused across reconciles');
+  });
+
+  test('registry outage: Ready=False with the reason, last artifact still served; recovery', async () => {
+    const o = await waitRepo(cluster, 'default', 'steady', ready, 'Ready');
+    const url = o.status!.artifact!.url;
+    const dataDir = reg.dir;
+    await reg.stop();
+    await cluster.kubectlOk(['annotate', '--overwrite', 'ocirepository/steady', 'reconcile.ocisource.dev/requestedAt=outage']);
+    const down = await waitRepo(cluster, 'default', 'steady', (x) => cond(x, 'Ready')?.status === 'False', 'Ready=False');
+    assert.equal(cond(down, 'Ready')?.reason, 'OCIArtifactPullFailed');
+    assert.match(cond(down, 'Ready')!.message, /connection refused/);
+    assert.equal(down.status?.artifact?.revision, o.status?.artifact?.revision);
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    assert.ok(dataDir);
+  });
+});
