@@ -28,6 +28,7 @@ demo: deps
 	node src/main.ts demo
 
 bench: deps
+	hack/install-bench-deps.sh
 	node bench/run.ts
 
 build: node_modules

@@ -26,13 +26,23 @@ export interface ExtractLimits {
   maxBytes: number;
   /** Number of entries, a guard against archives of millions of empty files. */
   maxEntries?: number;
+  /**
+   * Bytes of file content kept in memory (files up to 1 MiB each); the rest goes to temp files.
+   * Thousands of small manifests are the common case, and a round trip to disk per file is what
+   * dominated extraction time.
+   */
+  memoryBudget?: number;
 }
+
+const MaxInMemoryFile = 1 << 20;
 
 interface FileEntry {
   kind: 'file';
   mode: number;
   size: number;
-  tmp: string;
+  /** Small files stay in memory (within a budget); larger ones are spilled to `tmp`. */
+  data?: Buffer;
+  tmp?: string;
 }
 interface DirEntry {
   kind: 'dir';
@@ -74,6 +84,8 @@ export async function extractTarGz(source: Readable, workDir: string, limits: Ex
   const cleanup = () => rm(tmpDir, { recursive: true, force: true });
   let total = 0;
   let count = 0;
+  let inMemory = 0;
+  const memoryBudget = limits.memoryBudget ?? 256 << 20;
   const maxEntries = limits.maxEntries ?? 1_000_000;
   const extract = tar.extract();
 
@@ -96,9 +108,17 @@ export async function extractTarGz(source: Readable, workDir: string, limits: Ex
           if (limits.maxBytes > 0 && total > limits.maxBytes) {
             throw new ArchiveError(`artifact exceeds the maximum size of ${limits.maxBytes} bytes (--artifact-max-size)`);
           }
-          const tmp = path.join(tmpDir, String(count));
-          await pipeline(entry, createWriteStream(tmp, { mode: 0o600 }));
-          addEntry(entries, name, { kind: 'file', mode: h.mode ?? 0o644, size, tmp });
+          if (size <= MaxInMemoryFile && inMemory + size <= memoryBudget) {
+            const chunks: Buffer[] = [];
+            for await (const c of entry) chunks.push(c as Buffer);
+            const data = Buffer.concat(chunks);
+            inMemory += data.length;
+            addEntry(entries, name, { kind: 'file', mode: h.mode ?? 0o644, size: data.length, data });
+          } else {
+            const tmp = path.join(tmpDir, String(count));
+            await pipeline(entry, createWriteStream(tmp, { mode: 0o600 }));
+            addEntry(entries, name, { kind: 'file', mode: h.mode ?? 0o644, size, tmp });
+          }
           break;
         }
         case 'symlink':
@@ -118,7 +138,7 @@ export async function extractTarGz(source: Readable, workDir: string, limits: Ex
   })();
 
   try {
-    await Promise.all([pipeline(source, createGunzip(), extract).catch((err: Error) => {
+    await Promise.all([pipeline(source, createGunzip({ chunkSize: 128 << 10 }), extract).catch((err: Error) => {
       throw translateStreamError(err);
     }), consume]);
   } catch (err) {
@@ -167,7 +187,7 @@ export async function packReproducible(x: Extracted, out: string, specIgnore: st
   const sourceIgnores: { dir: string; text: string }[] = [];
   for (const [name, e] of x.entries) {
     if (e.kind === 'file' && (name === '.sourceignore' || name.endsWith('/.sourceignore'))) {
-      sourceIgnores.push({ dir: name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '', text: await readFile(e.tmp, 'utf8') });
+      sourceIgnores.push({ dir: name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '', text: e.data ? e.data.toString('utf8') : await readFile(e.tmp!, 'utf8') });
     }
   }
   const ig = buildIgnore(sourceIgnores, specIgnore);
@@ -180,7 +200,7 @@ export async function packReproducible(x: Extracted, out: string, specIgnore: st
     hash.update(c);
     size += c.length;
   });
-  const written = pipeline(pack, createGzip({ level: zlibConstants.Z_DEFAULT_COMPRESSION }), counter, createWriteStream(out, { mode: 0o600 }));
+  const written = pipeline(pack, createGzip({ level: zlibConstants.Z_DEFAULT_COMPRESSION, chunkSize: 128 << 10 }), counter, createWriteStream(out, { mode: 0o600 }));
   let files = 0;
   const epoch = new Date(0);
   try {
@@ -192,7 +212,9 @@ export async function packReproducible(x: Extracted, out: string, specIgnore: st
         await writeEntry(pack, { ...base, name: `${name}/`, type: 'directory', mode: 0o750 });
       } else {
         files++;
-        await writeEntry(pack, { ...base, type: 'file', mode: e.mode & 0o111 ? 0o700 : 0o600, size: e.size }, createReadStream(e.tmp));
+        const header = { ...base, type: 'file' as const, mode: e.mode & 0o111 ? 0o700 : 0o600, size: e.size };
+        if (e.data) await writeEntry(pack, header, e.data);
+        else await writeEntry(pack, header, createReadStream(e.tmp!));
       }
     }
     pack.finalize();
@@ -205,8 +227,12 @@ export async function packReproducible(x: Extracted, out: string, specIgnore: st
   return { digest: `sha256:${hash.digest('hex')}`, size, files };
 }
 
-function writeEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: Readable): Promise<void> {
+function writeEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: Readable | Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (Buffer.isBuffer(body)) {
+      pack.entry(header, body, (err) => (err ? reject(err) : resolve()));
+      return;
+    }
     const stream = pack.entry(header, (err) => (err ? reject(err) : resolve()));
     if (body) {
       body.on('error', reject);

@@ -1,7 +1,7 @@
 // HTTP server for stored artifacts: GET and HEAD of artifact files only, with Content-Length,
 // an ETag of the file digest, single Range requests, and 404 for everything else (no listings).
 import { createReadStream } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readFile, readlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -36,9 +36,47 @@ export async function routeToFile(storage: Storage, urlPath: string): Promise<st
   return rel;
 }
 
+/**
+ * Small artifacts are served from memory. Files are immutable once written (named by digest,
+ * replaced only by rename), so an entry keyed by inode, size and mtime can never be stale.
+ */
+class SmallFileCache {
+  #entries = new Map<string, { key: string; data: Buffer }>();
+  #bytes = 0;
+  readonly maxBytes: number;
+  readonly maxFile: number;
+  constructor(maxBytes = 64 << 20, maxFile = 1 << 20) {
+    this.maxBytes = maxBytes;
+    this.maxFile = maxFile;
+  }
+  async get(p: string, st: { ino: number; size: number; mtimeMs: number }): Promise<Buffer | undefined> {
+    if (st.size > this.maxFile) return undefined;
+    const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    const hit = this.#entries.get(p);
+    if (hit?.key === key) {
+      // Refresh recency (Map keeps insertion order).
+      this.#entries.delete(p);
+      this.#entries.set(p, hit);
+      return hit.data;
+    }
+    const data = await readFile(p);
+    if (data.length !== st.size) return undefined;
+    if (hit) this.#bytes -= hit.data.length;
+    this.#entries.set(p, { key, data });
+    this.#bytes += data.length;
+    for (const [k, v] of this.#entries) {
+      if (this.#bytes <= this.maxBytes) break;
+      this.#entries.delete(k);
+      this.#bytes -= v.data.length;
+    }
+    return data;
+  }
+}
+
 export function handler(storage: Storage): http.RequestListener {
+  const cache = new SmallFileCache();
   return (req, res) => {
-    void serve(storage, req, res).catch(() => {
+    void serve(storage, cache, req, res).catch(() => {
       if (!res.headersSent) {
         res.statusCode = 500;
         res.end();
@@ -49,7 +87,7 @@ export function handler(storage: Storage): http.RequestListener {
   };
 }
 
-async function serve(storage: Storage, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function serve(storage: Storage, cache: SmallFileCache, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
     return;
@@ -100,7 +138,12 @@ async function serve(storage: Storage, req: http.IncomingMessage, res: http.Serv
     res.end();
     return;
   }
-  await pipeline(createReadStream(storage.abs(rel), { start, end }), res);
+  const small = await cache.get(storage.abs(rel), st);
+  if (small) {
+    res.end(status === 206 ? small.subarray(start, end + 1) : small);
+    return;
+  }
+  await pipeline(createReadStream(storage.abs(rel), { start, end, highWaterMark: 1 << 20 }), res);
 }
 
 /** One byte range; null for a syntax we ignore (serve the whole file), as RFC 9110 allows. */

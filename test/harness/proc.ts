@@ -304,7 +304,8 @@ export async function startProcess(opts: StartOptions): Promise<ManagedProcess> 
       const timer = setTimeout(() => {
         if (!hasExited) child.kill('SIGKILL');
       }, graceMs);
-      timer.unref();
+      // Keep this timer referenced: the child is unref'd, so without it a script (not the test
+      // runner) could exit while still waiting for the child to stop.
       await exited;
       clearTimeout(timer);
     },

@@ -14,14 +14,14 @@ type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link' | 
 async function makeTar(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => pack.on('end', r));
+  pack.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const e of entries) {
     const body = e.body === undefined ? undefined : Buffer.from(e.body);
     await new Promise<void>((resolve, reject) => {
       const header = { name: e.name, type: e.type ?? 'file', mode: e.mode ?? 0o644, mtime: e.mtime ?? new Date(1_700_000_000_000), ...(e.linkname ? { linkname: e.linkname } : {}), ...(body ? { size: body.length } : {}) };
       if (body) pack.entry(header, body, (err) => (err ? reject(err) : resolve()));
-      else pack.entry(header, (err) => (err ? reject(err) : resolve())).end();
+      else pack.entry(header, (err) => (err ? reject(err) : resolve())).end(Buffer.alloc(0));
     });
   }
   pack.finalize();
@@ -60,9 +60,9 @@ function names(out: string): string[] {
   return res;
 }
 
-async function repack(entries: Entry[], ignore?: string): Promise<{ names: string[]; digest: string; bytes: Buffer }> {
+async function repack(entries: Entry[], ignore?: string, memoryBudget?: number): Promise<{ names: string[]; digest: string; bytes: Buffer }> {
   const dir = work();
-  const x = await extractTarGz(Readable.from([await tgz(entries)]), dir, { maxBytes: 0 });
+  const x = await extractTarGz(Readable.from([await tgz(entries)]), dir, { maxBytes: 0, ...(memoryBudget !== undefined ? { memoryBudget } : {}) });
   const out = path.join(dir, 'out.tar.gz');
   const r = await packReproducible(x, out, ignore);
   await x.cleanup();
@@ -151,4 +151,12 @@ test("ignore rules: Flux's defaults, .sourceignore (nested) and spec.ignore", as
   ]);
   assert.deepEqual(nested.names, ['a/', 'a/.sourceignore', 'a/deep/', 'a/deep/local.txt', 'a/keep.md', 'top.md']);
   assert.deepEqual((await repack([{ name: 'docs/a.txt', body: 'x' }, { name: 'b.txt', body: 'x' }], 'docs/\n# comment\n')).names, ['b.txt']);
+});
+
+test('files spilled to disk (memory budget exhausted) give the same archive as in-memory ones', async () => {
+  const entries: Entry[] = [{ name: 'big.bin', body: Buffer.alloc((1 << 20) + 10, 3) }, { name: 'a.txt', body: 'a' }, { name: 'd/.sourceignore', body: '*.tmp\n' }, { name: 'd/x.tmp', body: 'x' }];
+  const inMemory = await repack(entries);
+  const onDisk = await repack(entries, undefined, 0);
+  assert.equal(onDisk.digest, inMemory.digest);
+  assert.deepEqual(onDisk.names, ['a.txt', 'big.bin', 'd/', 'd/.sourceignore']);
 });
