@@ -5,6 +5,7 @@ import type { CosignContext, SignatureResult, TlogInfo } from './context.ts';
 import { CheckFailure, fail, errorText, type CosignFailureCode } from './errors.ts';
 import { certIdentity, matchIdentity } from './identity.ts';
 import { allowsCodeSigning } from './fulcio.ts';
+import { timestampingAuthorities } from './timestamp.ts';
 import type { VerificationKey } from './keys.ts';
 
 export const BUNDLE_V03_MEDIA_TYPES = [
@@ -125,7 +126,8 @@ export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: B
   } catch (err) {
     throw mapVerifyError(err);
   }
-  const material = ctx.trust.material;
+  // TSAs whose certificate lacks the timeStamping EKU cannot vouch for a time (sigstore-go).
+  const material = { ...ctx.trust.material, timestampAuthorities: timestampingAuthorities(ctx.trust.material.timestampAuthorities) };
   const tlog = tlogInfo(bundle);
 
   if (ctx.mode.kind === 'key') {
