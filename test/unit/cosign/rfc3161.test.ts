@@ -11,8 +11,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { makeTempDir, runOk } from '../../harness/proc.ts';
-import { MemoryRegistry, pushSigManifest } from '../../helpers/cosign-registry.ts';
-import { cosignPayload, legacyLayer, signBytes } from '../../helpers/cosign-sign.ts';
+import { MemoryRegistry, pushBundleReferrer, pushSigManifest } from '../../helpers/cosign-registry.ts';
+import { cosignPayload, dsseBundle, inTotoStatement, legacyLayer, pae, signBytes } from '../../helpers/cosign-sign.ts';
 import { TestSigstore, type Leaf } from '../../helpers/cosign-sigstore.ts';
 import { codes, prepareKeyless, run } from '../../helpers/cosign-verify.ts';
 import type { Descriptor } from '../../../src/oci/types.ts';
@@ -257,5 +257,26 @@ describe('RFC 3161 timestamps on legacy .sig (openssl ts TSA)', () => {
       assert.deepEqual(codes(o), ['malformed'], ann);
       assert.match(o.attempts[0]!.failure!.message, re);
     }
+  });
+
+  test('v0.3 bundle: keyless DSSE with an RFC 3161 timestamp and no tlog; the same TSA rules apply', async () => {
+    const bundleOutcome = async (root: string, tamper = false) => {
+      const { reg, target } = image();
+      const statement = inTotoStatement(target.digest);
+      const sig = signBytes(leaf.privateKey, pae(statement));
+      const ts = await timestamp(tsa, sig);
+      const der = Buffer.from(ts.der);
+      if (tamper) der[der.length - 3]! ^= 0x01;
+      const b = JSON.parse(dsseBundle({ statement, signature: sig, certDer: leaf.der }).toString()) as { verificationMaterial: Record<string, unknown> };
+      b.verificationMaterial.timestampVerificationData = { rfc3161Timestamps: [{ signedTimestamp: der.toString('base64') }] };
+      pushBundleReferrer(reg, target, Buffer.from(JSON.stringify(b)));
+      return run(await prepareKeyless([ID], root), reg, target);
+    };
+    const ok = await bundleOutcome(rootWith(s, [tsa], { tlogs: false }));
+    assert.equal(ok.status, 'verified', JSON.stringify(ok));
+    assert.equal(ok.details.format, 'bundle');
+    assert.deepEqual(codes(await bundleOutcome(rootWith(s, [tsa], { tlogs: false }), true)), ['timestamp-invalid']);
+    assert.deepEqual(codes(await bundleOutcome(rootWith(s, [noEku], { tlogs: false }))), ['timestamp-invalid']);
+    assert.deepEqual(codes(await bundleOutcome(rootWith(s, [impostor], { tlogs: false }))), ['timestamp-invalid']);
   });
 });
