@@ -17,7 +17,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   makeTempDir,
@@ -135,6 +135,15 @@ describe('cosign end to end (controller + CLI + real registries)', { timeout: 30
     assert.equal(ready.message, c.message);
     // Nothing new is stored: no artifact at all, or still the previous revision.
     assert.equal(o.status?.artifact?.revision, opts.servedRevision);
+    const stored = storedFiles(o.metadata.name);
+    if (opts.servedRevision === undefined) assert.deepEqual(stored, [], `nothing stored for ${o.metadata.name}`);
+    else assert.ok(stored.every((f) => opts.servedRevision!.endsWith(f.replace(/\.tar\.gz$/, ''))), `only the previous revision is stored: ${stored.join(', ')}`);
+  }
+
+  /** Artifact files the controller stored for an object (excluding the latest.tar.gz alias). */
+  function storedFiles(name: string): string[] {
+    const d = path.join(ctrl.storagePath, 'ocirepository', NS, name);
+    return existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.tar.gz') && f !== 'latest.tar.gz') : [];
   }
 
   async function cli(args: string[]): Promise<CliResult> {
@@ -402,7 +411,6 @@ describe('cosign end to end (controller + CLI + real registries)', { timeout: 30
     assert.deepEqual(Object.keys(keys.data), ['b.pub']);
     const rejected = await waitSV('rotate', 'False');
     assert.equal(rejected.metadata.generation, generation, 'the OCIRepository spec did not change');
-    assert.equal(rejected.metadata.resourceVersion !== first.metadata.resourceVersion, true);
     assertRejected(rejected, 'cosign', [/signature-invalid: signature does not verify with any configured key \(b\.pub\)/], { servedRevision: `latest@${art.manifestDigest}` });
 
     // A signature by B appears; a requested reconcile verifies it.
