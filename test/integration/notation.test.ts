@@ -147,10 +147,16 @@ describe('notation end to end (controller + CLI + real registry)', { timeout: 30
     await cluster.kubectlOk(['create', 'secret', 'generic', name, '-n', NS, ...fromFiles(files)]);
   }
 
-  /** Replaces (or creates) a Secret's whole content, as `kubectl create … --dry-run -o json | kubectl apply` does. */
-  async function replaceSecret(name: string, files: Record<string, string>): Promise<void> {
+  /**
+   * Updates a Secret from files: `kubectl create … --dry-run=client -o json | kubectl <verb> -f -`. `apply`
+   * (key rotation) merges, so it cannot drop a key of a Secret made by `kubectl create`; `replace`
+   * sets the whole content (used to remove keys).
+   */
+  async function updateSecret(name: string, files: Record<string, string>, verb: 'apply' | 'replace' = 'apply'): Promise<void> {
     const json = await cluster.kubectlOk(['create', 'secret', 'generic', name, '-n', NS, ...fromFiles(files), '--dry-run=client', '-o', 'json']);
-    await cluster.kubectlOk(['apply', '-f', '-'], { input: json });
+    await cluster.kubectlOk([verb, '-f', '-'], { input: json });
+    const got = JSON.parse(await cluster.kubectlOk(['get', 'secret', name, '-n', NS, '-o', 'json'])) as { data?: Record<string, string> };
+    assert.deepEqual(Object.keys(got.data ?? {}).sort(), Object.keys(files).sort(), `secret ${name} holds exactly the new keys`);
   }
 
   async function notationRepo(name: string, repo: string, secret: string, opts: { host?: string; layerMediaType?: string | null } = {}): Promise<void> {
@@ -478,7 +484,7 @@ describe('notation end to end (controller + CLI + real registry)', { timeout: 30
     await check('rotate', v, { kind: 'verified' }, `v1@${SUBJECT}`, 'awesome notation\n');
     const gen = v.metadata.generation;
 
-    await replaceSecret('rotate', { 'trustpolicy.json': POLICY('trustpolicy.json'), 'ca.e2e.pem': KEY('new_e2e.crt') });
+    await updateSecret('rotate', { 'trustpolicy.json': POLICY('trustpolicy.json'), 'ca.e2e.pem': KEY('new_e2e.crt') });
     const rotated = await waitRepo(cluster, NS, 'rotate', (o) => sv(o)?.status === 'False', 'SourceVerified=False after the Secret changed');
     assert.equal(rotated.metadata.generation, gen, 'the OCIRepository was not touched');
     assert.equal(sv(rotated)!.reason, 'VerificationError');
@@ -488,7 +494,7 @@ describe('notation end to end (controller + CLI + real registry)', { timeout: 30
     assert.equal(rotated.status?.artifact?.revision, `v1@${SUBJECT}`);
     await assertServed(rotated, 'awesome notation\n');
 
-    await replaceSecret('rotate', good);
+    await updateSecret('rotate', good);
     const back = await waitRepo(cluster, NS, 'rotate', (o) => sv(o)?.status === 'True' && cond(o, 'Ready')?.status === 'True', 'verified again after restore');
     assert.equal(back.metadata.generation, gen);
     await check('rotate', back, { kind: 'verified', words: [`sha256:${E2E_FP}`] }, `v1@${SUBJECT}`, 'awesome notation\n');
@@ -510,7 +516,7 @@ describe('notation end to end (controller + CLI + real registry)', { timeout: 30
       ['missing Secret', null, /verification secret 'default\/badsec' not found/],
     ];
     for (const [what, files, re] of bad) {
-      if (files) await replaceSecret('badsec', files);
+      if (files) await updateSecret('badsec', files, 'replace');
       else await cluster.kubectlOk(['delete', 'secret', 'badsec', '-n', NS]);
       const o = await waitRepo(cluster, NS, 'badsec', (x) => sv(x)?.status === 'False' && re.test(sv(x)!.message), `${what}: SourceVerified=False matching ${re}`);
       const c = sv(o)!;
