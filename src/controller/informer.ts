@@ -21,6 +21,8 @@ export interface InformerOptions {
   accept?: string;
   listAccept?: string;
   log: Logger;
+  /** Server-side watch timeout; the watch is then resumed from the last resourceVersion. Default 240–360 s. */
+  watchTimeoutSeconds?: number;
 }
 
 export function keyOf(o: Meta): string {
@@ -55,6 +57,15 @@ export class Informer<T extends Meta> {
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#done;
+  }
+
+  /** The resourceVersion the next watch resumes from. */
+  get resourceVersion(): string {
+    return this.#rv;
+  }
+  /** For tests: pretend we were offline long enough for our resourceVersion to expire. */
+  set resourceVersion(rv: string) {
+    this.#rv = rv;
   }
 
   /** Resolves once the first list has been applied to the cache. */
@@ -107,7 +118,7 @@ export class Informer<T extends Meta> {
         this.watches++;
         let gone = false;
         await this.kube.watch<T>(
-          this.#query({ watch: '1', resourceVersion: this.#rv, allowWatchBookmarks: 'true', timeoutSeconds: String(240 + Math.floor(Math.random() * 120)) }),
+          this.#query({ watch: '1', resourceVersion: this.#rv, allowWatchBookmarks: 'true', timeoutSeconds: String(this.opts.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 120)) }),
           (e: WatchEvent<T>) => {
             if (e.type === 'ERROR') {
               const status = e.object as unknown as { code?: number; message?: string };
