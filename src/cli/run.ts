@@ -178,6 +178,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   const cfg = configFromArgs(argv);
   const log = makeLogger(cfg.logLevel);
+  // Last line of defence: a bug in one reconcile must not take the controller (and the served
+  // artifacts) down. Such errors are logged loudly; they mean a fix is needed.
+  process.on('unhandledRejection', (err) => log.error({ err: String((err as Error)?.stack ?? err) }, 'unhandled promise rejection'));
+  process.on('uncaughtException', (err) => log.error({ err: String(err.stack ?? err) }, 'uncaught exception'));
   const running = await startController(cfg, log);
   await new Promise<void>((resolve) => {
     const done = () => resolve();

@@ -59,7 +59,9 @@ function dispatcherFor(tls: TLSOptions | undefined, insecure: boolean, proxy: Pr
   };
   if (proxy) {
     const auth = proxy.username ? `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64')}` : undefined;
-    d = new ProxyAgent({ uri: proxy.address, ...(auth ? { token: auth } : {}), requestTls: connect, connections: 16 });
+    // Plain-HTTP registries go through the proxy as absolute-form requests: many proxies (squid's
+    // default) refuse CONNECT to non-TLS ports. HTTPS registries are tunnelled with CONNECT.
+    d = new ProxyAgent({ uri: proxy.address, ...(auth ? { token: auth } : {}), requestTls: connect, connections: 16, proxyTunnel: !insecure });
   } else {
     d = new Agent({ connect, connections: 16, keepAliveTimeout: 30_000 });
   }
@@ -175,16 +177,23 @@ export class RegistryClient implements RegistryReader {
   async fetchBlob(desc: Descriptor, opts: { maxBytes?: number } = {}): Promise<Buffer> {
     const limit = opts.maxBytes ?? DefaultBlobLimit;
     if (desc.size > limit) throw new RegistryError(`blob ${desc.digest} is ${desc.size} bytes, over the ${limit} byte limit`);
-    const stream = await this.openBlob(desc);
-    return readLimited(stream, Math.min(limit, desc.size), `blob ${desc.digest}`);
+    const blob = await this.openBlob(desc);
+    const bytes = await readLimited(blob.stream, Math.min(limit, desc.size) + 1, `blob ${desc.digest}`);
+    await blob.verified;
+    return bytes;
   }
 
-  /** Streams a blob; the stream errors if the content does not match the descriptor's digest and size. */
-  async openBlob(desc: Descriptor): Promise<Readable> {
+  /**
+   * Streams a blob. `verified` settles once the whole blob has been read: it rejects when the
+   * content does not match the descriptor's digest and size. Consumers must read the stream to
+   * its end and await `verified` before they keep anything (a tar reader may stop early, at the
+   * archive's end marker, so a plain stream error could come too late to be seen).
+   */
+  async openBlob(desc: Descriptor): Promise<VerifiedStream> {
     if (!isDigest(desc.digest)) throw new RegistryError(`invalid blob digest '${desc.digest}'`);
     const res = await this.#send({ method: 'GET', path: `/v2/${this.repository}/blobs/${desc.digest}` });
     await this.#expectOK(res, `GET blob ${desc.digest}`);
-    return res.body.pipe(verifier(desc));
+    return verifyingStream(res.body, desc);
   }
 
   /** All tags, following `Link: <…>; rel="next"` pagination. */
@@ -321,7 +330,9 @@ export class RegistryClient implements RegistryReader {
   async #raw(method: string, url: string, headers: Record<string, string>, body?: string): Promise<Dispatcher.ResponseData> {
     this.requests++;
     try {
-      return await request(url, {
+      // The race guarantees the deadline even where undici does not watch the signal (a proxy
+      // that never answers CONNECT); a lost request is aborted by the same signal.
+      return await withDeadline(request(url, {
         method: method as Dispatcher.HttpMethod,
         headers,
         ...(body !== undefined ? { body } : {}),
@@ -329,11 +340,33 @@ export class RegistryClient implements RegistryReader {
         ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
         headersTimeout: 30_000,
         bodyTimeout: 60_000,
-      });
+      }), this.#opts.signal);
     } catch (err) {
       throw networkError(err, url, this.#opts.signal);
     }
   }
+}
+
+/** Rejects when `signal` aborts (or after 120 s without a signal), whatever `p` does. */
+function withDeadline<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const fallback = signal ? undefined : setTimeout(() => reject(new Error('no response within 120 s')), 120_000);
+    const onAbort = () => reject(signal!.reason instanceof Error ? signal!.reason : new Error('operation aborted'));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (fallback) clearTimeout(fallback);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (fallback) clearTimeout(fallback);
+        reject(e as Error);
+      },
+    );
+  });
 }
 
 function networkError(err: unknown, url: string, signal?: AbortSignal): RegistryError {
@@ -388,27 +421,52 @@ export function digestOf(bytes: Buffer, algo = 'sha256'): string {
   return `${algo}:${createHash(algo).update(bytes).digest('hex')}`;
 }
 
-/** A pass-through stream that fails at the end when content does not match the descriptor. */
-function verifier(desc: Descriptor): Transform {
+export interface VerifiedStream {
+  stream: Readable;
+  /** Resolves when the stream ended with the descriptor's digest and size; rejects otherwise. */
+  verified: Promise<void>;
+}
+
+/** A pass-through stream whose `verified` promise says whether the content matched. */
+export function verifyingStream(source: Readable, desc: Descriptor): VerifiedStream {
   const [algo, want] = desc.digest.split(':') as [string, string];
   const hash = createHash(algo);
   let n = 0;
-  return new Transform({
+  let settle!: (err?: Error) => void;
+  const verified = new Promise<void>((resolve, reject) => {
+    settle = (err) => (err ? reject(err) : resolve());
+  });
+  // Always handled here; consumers await it explicitly.
+  verified.catch(() => undefined);
+  const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       n += chunk.length;
       if (n > desc.size) {
-        cb(new RegistryError(`blob ${desc.digest} is larger than its descriptor's ${desc.size} bytes`));
+        const err = new RegistryError(`blob ${desc.digest} is larger than its descriptor's ${desc.size} bytes`);
+        settle(err);
+        cb(err);
         return;
       }
       hash.update(chunk);
       cb(null, chunk);
     },
     flush(cb) {
-      if (n !== desc.size) cb(new RegistryError(`blob ${desc.digest} is ${n} bytes, descriptor says ${desc.size}`));
-      else if (hash.digest('hex') !== want) cb(new RegistryError(`blob ${desc.digest} failed digest verification`));
-      else cb();
+      if (n !== desc.size) settle(new RegistryError(`blob ${desc.digest} is ${n} bytes, descriptor says ${desc.size}`));
+      else if (hash.digest('hex') !== want) settle(new RegistryError(`blob ${desc.digest} failed digest verification`));
+      else settle();
+      cb();
     },
   });
+  // Errors are reported through `verified`; this listener keeps a late one from crashing the process.
+  stream.on('error', (err) => settle(err));
+  // Destroyed before the end (the consumer gave up): settle so nobody waits forever.
+  stream.on('close', () => settle(new RegistryError(`blob ${desc.digest} was not read to the end`, 0, 'INCOMPLETE')));
+  source.on('error', (err) => {
+    settle(err);
+    stream.destroy(err);
+  });
+  source.pipe(stream);
+  return { stream, verified };
 }
 
 function nextLink(link: string | undefined): string | undefined {

@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
 import tar from 'tar-stream';
 import { buildIgnore, isIgnored } from './ignore.ts';
@@ -76,7 +76,11 @@ function linkStaysInside(entry: string, target: string, hard: boolean): boolean 
   return resolved !== '..' && !resolved.startsWith('../') && !path.posix.isAbsolute(resolved);
 }
 
-/** Unpacks a gzip-compressed tar stream into a temp dir under `workDir`. */
+/**
+ * Unpacks a gzip-compressed tar stream into a temp dir under `workDir`. The source is read to
+ * its end even when the archive's end marker comes first, so a verifying source can finish its
+ * digest check.
+ */
 export async function extractTarGz(source: Readable, workDir: string, limits: ExtractLimits): Promise<Extracted> {
   const tmpDir = await mkdtemp(path.join(workDir, 'extract-'));
   const entries = new Map<string, Entry>();
@@ -137,10 +141,17 @@ export async function extractTarGz(source: Readable, workDir: string, limits: Ex
     }
   })();
 
+  const gunzip = createGunzip({ chunkSize: 128 << 10 });
   try {
-    await Promise.all([pipeline(source, createGunzip({ chunkSize: 128 << 10 }), extract).catch((err: Error) => {
+    await Promise.all([pipeline(source, gunzip, extract).catch((err: Error) => {
       throw translateStreamError(err);
     }), consume]);
+    if (!source.readableEnded) {
+      // Bytes after the tar end marker: read them so the source can verify its digest.
+      source.unpipe();
+      source.resume();
+      await finished(source).catch(() => undefined);
+    }
   } catch (err) {
     extract.destroy();
     await cleanup();

@@ -59,11 +59,12 @@ export async function buildArtifact(input: BuildInput): Promise<BuildResult> {
     if (input.maxBytes > 0 && layer.size > input.maxBytes) {
       throw new BuildError('layer', `layer ${layer.digest} is ${layer.size} bytes, over the maximum artifact size of ${input.maxBytes} bytes`);
     }
-    const stream = await client.openBlob(layer).catch((err: Error) => {
+    const blob = await client.openBlob(layer).catch((err: Error) => {
       throw new BuildError('pull', `failed to pull layer ${layer.digest}: ${err.message}`, { cause: err });
     });
     try {
-      const file = await storage.writeStream(input.target, stream);
+      // The file is renamed into place only after the blob's digest checked out.
+      const file = await storage.writeStream(input.target, blob.stream, () => blob.verified);
       return { file, manifest, layer };
     } catch (err) {
       throw wrap(err, 'copy');
@@ -72,13 +73,24 @@ export async function buildArtifact(input: BuildInput): Promise<BuildResult> {
   const work = await storage.workDir().catch((err: Error) => {
     throw new BuildError('storage', `failed to create a work directory: ${err.message}`);
   });
-  const stream = await client.openBlob(layer).catch((err: Error) => {
+  const blob = await client.openBlob(layer).catch((err: Error) => {
     throw new BuildError('pull', `failed to pull layer ${layer.digest}: ${err.message}`, { cause: err });
   });
   let extracted;
   try {
-    extracted = await extractTarGz(stream, work, { maxBytes: input.maxBytes });
+    extracted = await extractTarGz(blob.stream, work, { maxBytes: input.maxBytes });
   } catch (err) {
+    // A digest or size mismatch explains a broken archive better than the archive error does.
+    await blob.verified.catch((verr: Error) => {
+      if ((verr as RegistryError).code !== 'INCOMPLETE') throw wrap(verr, 'pull');
+    });
+    await rm(work, { recursive: true, force: true });
+    throw wrap(err, 'extract');
+  }
+  try {
+    await blob.verified;
+  } catch (err) {
+    await extracted.cleanup();
     await rm(work, { recursive: true, force: true });
     throw wrap(err, 'extract');
   }

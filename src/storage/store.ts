@@ -120,8 +120,8 @@ export class Storage {
     }
   }
 
-  /** Stores a stream unchanged (copy mode), hashing as it writes. */
-  async writeStream(rel: string, source: Readable): Promise<StoredFile> {
+  /** Stores a stream unchanged (copy mode), hashing as it writes; `check` gates the final rename. */
+  async writeStream(rel: string, source: Readable, check?: () => Promise<void>): Promise<StoredFile> {
     return this.writeAtomic(rel, async (tmp) => {
       const hash = createHash('sha256');
       let size = 0;
@@ -131,6 +131,7 @@ export class Storage {
         size += c.length;
       });
       await pipeline(source, tap, createWriteStream(tmp, { mode: 0o600 }));
+      await check?.();
       return { digest: `sha256:${hash.digest('hex')}`, size };
     });
   }
