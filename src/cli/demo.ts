@@ -24,6 +24,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const env = await import('../../test/helpers/controller-env.ts');
   const sign = await import('../../test/helpers/cosign-sign.ts');
   const sigs = await import('../../test/helpers/push-signatures.ts');
+  const { tarGzNames } = await import('../../test/helpers/tar.ts');
   const dir = h.makeTempDir('osc-demo-');
   const started = Date.now();
   say('demo', `work directory ${dir}`);
@@ -74,7 +75,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const body = Buffer.from(await res.arrayBuffer());
     const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
     say('download', `GET ${b.status!.artifact!.url}\n           ${res.status}, ${body.length} bytes, digest ${digest === b.status!.artifact!.digest ? 'matches' : 'DOES NOT match'} status.artifact.digest`);
-    const names = await listTarGz(body);
+    const names = tarGzNames(body).filter((n) => !n.endsWith('/'));
     say('content', `${names.join(', ')} (docs/screenshot.png dropped by the default .sourceignore rules)`);
 
     // Someone moves the tag to unsigned content: the controller refuses it and keeps serving 6.5.0.
@@ -94,19 +95,4 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await Promise.all([cluster.stop(), reg.stop()]);
     h.removeTempDir(dir);
   }
-}
-
-async function listTarGz(tgz: Buffer): Promise<string[]> {
-  const { gunzipSync } = await import('node:zlib');
-  const tar = gunzipSync(tgz);
-  const names: string[] = [];
-  for (let off = 0; off + 512 <= tar.length; ) {
-    const h = tar.subarray(off, off + 512);
-    if (h.every((x) => x === 0)) break;
-    const name = h.subarray(0, 100).toString().replace(/\0.*$/s, '');
-    const size = parseInt(h.subarray(124, 136).toString().replace(/\0.*$/s, '').trim() || '0', 8);
-    if (!name.endsWith('/')) names.push(name);
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
-  return names;
 }

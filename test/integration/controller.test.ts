@@ -5,25 +5,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { makeTempDir, startCluster, startRegistry, pushTarGzArtifact, type Cluster, type Registry } from '../harness/index.ts';
+import { tarGzNames } from '../helpers/tar.ts';
 import { applyRepo, cond, getRepo, installController, ready, startControllerProcess, waitRepo, type ControllerProcess } from '../helpers/controller-env.ts';
-
-function tarNames(tgz: Buffer): string[] {
-  // Minimal ustar reader for assertions (names only).
-  const tar = gunzipSync(tgz);
-  const names: string[] = [];
-  for (let off = 0; off + 512 <= tar.length; ) {
-    const h = tar.subarray(off, off + 512);
-    if (h.every((b) => b === 0)) break;
-    const name = h.subarray(0, 100).toString().replace(/\0.*$/s, '');
-    const prefix = h.subarray(345, 500).toString().replace(/\0.*$/s, '');
-    const size = parseInt(h.subarray(124, 136).toString().replace(/\0.*$/s, '').trim() || '0', 8);
-    names.push(prefix ? `${prefix}/${name}` : name);
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
-  return names;
-}
 
 async function download(url: string): Promise<{ status: number; body: Buffer; headers: Headers }> {
   const res = await fetch(url);
@@ -62,7 +46,7 @@ describe('OCIRepository end to end (unsigned)', { timeout: 600_000 }, () => {
     assert.equal(`sha256:${createHash('sha256').update(got.body).digest('hex')}`, art.digest);
     assert.equal(got.body.length, art.size);
     // Flux's default exclusions drop *.png; directories come before their files, sorted.
-    assert.deepEqual(tarNames(got.body), ['deploy.yaml', 'nested/', 'nested/a.txt']);
+    assert.deepEqual(tarGzNames(got.body), ['deploy.yaml', 'nested/', 'nested/a.txt']);
     const latest = await download(o.status!.url!);
     assert.equal(latest.status, 200);
     assert.deepEqual(latest.body, got.body);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
+import { tarGzNames } from '../../helpers/tar.ts';
 import { ArchiveError, extractTarGz, packReproducible, safeEntryName } from '../../../src/storage/archive.ts';
 
 type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo'; body?: string | Buffer; linkname?: string; mode?: number; mtime?: Date };
@@ -48,17 +49,7 @@ async function extractErr(buf: Buffer, maxBytes = 0): Promise<Error> {
   throw new Error('extraction unexpectedly succeeded');
 }
 
-function names(out: string): string[] {
-  const t = gunzipSync(readFileSync(out));
-  const res: string[] = [];
-  for (let off = 0; off + 512 <= t.length; ) {
-    const h = t.subarray(off, off + 512);
-    if (h.every((b) => b === 0)) break;
-    res.push(h.subarray(0, 100).toString().replace(/\0.*$/s, ''));
-    off += 512 + Math.ceil(parseInt(h.subarray(124, 136).toString().replace(/\0.*$/s, '').trim() || '0', 8) / 512) * 512;
-  }
-  return res;
-}
+const names = (out: string) => tarGzNames(readFileSync(out));
 
 async function repack(entries: Entry[], ignore?: string, memoryBudget?: number): Promise<{ names: string[]; digest: string; bytes: Buffer }> {
   const dir = work();
