@@ -1,8 +1,8 @@
 // Test-only Notation signing: CA chains made with @peculiar/x509 over WebCrypto (RSA-PSS or ECDSA keys),
-// JWS and COSE envelopes (COSE encoded with cbor-x), CRLs, and signature manifests for OCILayoutReader.
+// JWS and COSE envelopes (COSE encoded with cborg), CRLs, and signature manifests for OCILayoutReader.
 import { webcrypto, createPrivateKey, sign as cryptoSign, constants as cc, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { Encoder, Tag } from 'cbor-x';
+import { encode as cborEncode, Token, Type } from 'cborg';
 import * as pkijs from 'pkijs';
 import * as asn1js from 'asn1js';
 import type { Descriptor } from '../../src/oci/types.ts';
@@ -148,11 +148,25 @@ export async function signJWS(o: SignOptions): Promise<Buffer> {
   return Buffer.from(JSON.stringify({ payload: pl, protected: p, header, signature: sig.toString('base64url') }));
 }
 
-const enc = new Encoder({ useRecords: false, mapsAsObjects: false, tagUint8Array: false, variableMapSize: true });
+/** A time as CBOR tag 1 (epoch seconds), as notation-core-go writes COSE times. */
+class EpochTime {
+  readonly secs: number;
+  constructor(secs: number) {
+    this.secs = secs;
+  }
+}
+const cborOptions = {
+  typeEncoders: {
+    Object: (obj: unknown) => (obj instanceof EpochTime ? [new Token(Type.tag, 1), new Token(Type.uint, obj.secs)] : null),
+  },
+};
+const enc = { encode: (v: unknown) => cborEncode(v, cborOptions) };
+/** COSE_Sign1 is tag 18: one initial byte (major type 6, value 18) before the array. */
+const tag18 = (body: Uint8Array) => Buffer.concat([Buffer.from([0xd2]), body]);
 
 export async function signCOSE(o: SignOptions): Promise<Buffer> {
   const scheme = o.scheme ?? 'notary.x509';
-  const secs = (d: Date) => new Tag(Math.floor(d.getTime() / 1000), 1);
+  const secs = (d: Date) => new EpochTime(Math.floor(d.getTime() / 1000));
   const crit: string[] = ['io.cncf.notary.signingScheme', ...(scheme === 'notary.x509.signingAuthority' ? ['io.cncf.notary.authenticSigningTime'] : []), ...(o.expiry ? ['io.cncf.notary.expiry'] : [])];
   const prot = new Map<unknown, unknown>([
     [1, COSE_ALG[o.alg]],
@@ -168,7 +182,7 @@ export async function signCOSE(o: SignOptions): Promise<Buffer> {
   const sig = rawSign(o.alg, o.chain[0]!.privateKey, tbs);
   const unprot = new Map<unknown, unknown>([[33, o.chain.map((c) => c.der)], ['io.cncf.notary.signingAgent', 'osc-test']]);
   if (o.timestamp) unprot.set('io.cncf.notary.timestampSignature', await o.timestamp(sig));
-  return Buffer.from(enc.encode(new Tag([protBytes, unprot, payload, sig], 18)));
+  return tag18(enc.encode([protBytes, unprot, payload, sig]));
 }
 
 /** Pushes an envelope as a signature manifest (compat or artifactType form) referring to `subject`. */

@@ -2,10 +2,10 @@
 //
 // Decoding uses a small strict CBOR reader (definite lengths only, no duplicate map keys, tags kept as
 // tags) because go-cose rejects what a lenient decoder would accept, and notation needs to know whether a
-// time is CBOR tag 1 (cbor-x would turn tag 0 and tag 1 alike into a Date). The Sig_structure is
-// encoded with cbor-x.
+// time is CBOR tag 1 (a generic decoder would turn tag 0 and tag 1 alike into a Date). The
+// Sig_structure is encoded with cborg (deterministic, pure JS).
 
-import { Encoder } from 'cbor-x';
+import { encode as cborEncode } from 'cborg';
 import { parseCertificate, type Cert } from '../x509/certs.ts';
 import {
   algorithmForCert,
@@ -147,11 +147,10 @@ export function decodeCbor(buf: Buffer): CborValue {
 const COSE_ALGS: Record<number, Algorithm> = { [-37]: 'PS256', [-38]: 'PS384', [-39]: 'PS512', [-7]: 'ES256', [-35]: 'ES384', [-36]: 'ES512' };
 const KNOWN_PROTECTED = new Set<CborKey>([1, 2, 3, H_SIGNING_SCHEME, H_SIGNING_TIME, H_AUTHENTIC_SIGNING_TIME, H_EXPIRY, H_PLUGIN, H_PLUGIN_MIN_VERSION]);
 
-const sigEncoder = new Encoder({ useRecords: false, mapsAsObjects: false, tagUint8Array: false, variableMapSize: true });
 
 /** Sig_structure for COSE_Sign1: ["Signature1", body_protected, external_aad = h'', payload]. */
 export function coseToBeSigned(protectedBytes: Buffer, payload: Buffer): Buffer {
-  return Buffer.from(sigEncoder.encode(['Signature1', protectedBytes, Buffer.alloc(0), payload]));
+  return Buffer.from(cborEncode(['Signature1', new Uint8Array(protectedBytes), new Uint8Array(0), new Uint8Array(payload)]));
 }
 
 function epochTime(v: CborValue | undefined, name: string): Date | undefined {
