@@ -138,6 +138,9 @@ describe('controller: transport options, integrity, CLI parity', { timeout: 600_
     assert.equal(other?.status?.conditions, undefined);
     assert.equal(other?.metadata.finalizers, undefined);
     assert.deepEqual(readdirSync(path.join(ctrl.storagePath, 'ocirepository')), ['team-a']);
+    const metrics = await (await fetch(`http://127.0.0.1:${ctrl.metricsPort}/metrics`)).text();
+    assert.match(metrics, /ocisource_reconcile_duration_seconds_count\{kind="OCIRepository",namespace="team-a",name="here"\} \d+/);
+    assert.equal((await fetch(`http://127.0.0.1:${ctrl.metricsPort}/healthz`)).status, 200);
     const log = readFileSync(ctrl.logFile, 'utf8');
     for (const secret of ['proxypass', mtls.clientCert!.keyPem.split('\n')[1]!]) assert.ok(!log.includes(secret), 'secret material leaked into the log');
   });

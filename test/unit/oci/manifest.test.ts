@@ -1,0 +1,24 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseImageManifest, selectLayer } from '../../../src/oci/resolve.ts';
+
+const layer = (mediaType: string, n: number) => ({ mediaType, digest: `sha256:${String(n).repeat(64)}`, size: n });
+const m = (extra: Record<string, unknown>) => Buffer.from(JSON.stringify({ schemaVersion: 2, config: layer('application/vnd.oci.image.config.v1+json', 1), ...extra }));
+
+test('OCI and Docker v2 manifests parse; an index is a clear error', () => {
+  const oci = parseImageManifest(m({ mediaType: 'application/vnd.oci.image.manifest.v1+json', layers: [layer('a', 2)] }), 'sha256:x');
+  assert.equal(oci.layers.length, 1);
+  assert.ok(parseImageManifest(m({ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', layers: [layer('b', 3)] }), 'sha256:x'));
+  assert.throws(() => parseImageManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] })), 'sha256:idx'), /sha256:idx is an image index \(multi-platform\).*spec\.ref\.digest/);
+  assert.throws(() => parseImageManifest(Buffer.from('{"schemaVersion":1}'), 'sha256:v1'), /unsupported schemaVersion 1/);
+  assert.throws(() => parseImageManifest(Buffer.from('not json'), 'sha256:bad'), /not valid JSON/);
+  assert.throws(() => parseImageManifest(m({ layers: [{ mediaType: 'x', digest: '../../etc', size: 1 }] }), 'sha256:l'), /layer 0 is not a valid descriptor/);
+});
+
+test('layer selection: first layer by default, first match by media type, clear miss', () => {
+  const man = parseImageManifest(m({ layers: [layer('a', 2), layer('b', 3), layer('b', 4)] }), 'sha256:x');
+  assert.equal(selectLayer(man).size, 2);
+  assert.equal(selectLayer(man, 'b').size, 3);
+  assert.throws(() => selectLayer(man, 'c'), /failed to find layer with media type 'c' in artifact; layers have: a, b/);
+  assert.throws(() => selectLayer(parseImageManifest(m({ layers: [] }), 'sha256:e')), /no layers found/);
+});
