@@ -241,6 +241,7 @@ class Run {
       throw err;
     }
     const { outcome, prepared } = step;
+    if (prepared?.notes.length && !step.cached) w.log.info({ notes: prepared.notes }, 'verification configuration notes');
     const notes = prepared?.notes.length ? ` (${prepared.notes.join('; ')})` : '';
     const warnings = outcome.warnings.length ? `; warnings: ${outcome.warnings.join('; ')}` : '';
     if (outcome.status === 'failed') throw new StepFailure(CT.SourceVerified, Reason.VerificationError, failMsg(outcome.message));
