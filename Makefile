@@ -27,7 +27,7 @@ test: deps typecheck
 demo: deps
 	node src/main.ts demo
 
-bench: deps
+bench: deps build
 	hack/install-bench-deps.sh
 	node bench/run.ts
 

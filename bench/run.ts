@@ -8,7 +8,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryClient, closeDispatchers } from '../src/oci/client.ts';
@@ -20,6 +20,8 @@ import { Storage } from '../src/storage/store.ts';
 import { makeTempDir, pushTarGzArtifact, startRegistry, startProcess, freePort } from '../test/harness/index.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
+// The compiled CLI, as the image runs it (make bench builds it); the sources otherwise.
+const cli = existsSync(path.join(root, 'dist/src/main.js')) ? path.join(root, 'dist/src/main.js') : path.join(root, 'src/main.ts');
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   const work = makeTempDir('osc-bench-');
   const reg = await startRegistry();
   try {
-    console.log(`oci-source-controller benchmarks (median of ${runs} runs; node ${process.version})\n`);
+    console.log(`oci-source-controller benchmarks (median of ${runs} runs; node ${process.version}; CLI ${path.relative(root, cli)})\n`);
     for (const [label, files, size] of [['small artifact (50 files x 2 KiB)', 50, 2048], ['large artifact (2000 files x 8 KiB)', 2000, 8192]] as const) {
       const pushed = await pushTarGzArtifact(reg, 'bench/app', label.startsWith('small') ? 'small' : 'large', content(files, size));
       const tag = label.startsWith('small') ? 'small' : 'large';
@@ -63,7 +65,7 @@ async function main(): Promise<void> {
       const peer: number[] = [];
       for (let i = 0; i < runs; i++) {
         const out = path.join(work, `ours-${tag}-${i}`);
-        ours.push(time(() => sh(process.execPath, [path.join(root, 'src/main.ts'), 'pull', `oci://${reg.host}/bench/app`, '--tag', tag, '--insecure', '-o', out])));
+        ours.push(time(() => sh(process.execPath, [cli, 'pull', `oci://${reg.host}/bench/app`, '--tag', tag, '--insecure', '-o', out])));
         const dir = path.join(work, `skopeo-${tag}-${i}`);
         peer.push(
           time(() => {
