@@ -1,12 +1,12 @@
 // Wires informers, the work queue and the reconciler: finalizers, status patches (only when
 // changed, with conflict retry), events, and re-triggers on Secret changes.
-import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
 import { ApiVersion, Finalizer, Group, Kind, Plural, ReconcileRequestAnnotation, Version, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
 import type { Storage } from '../storage/store.ts';
 import { Informer, keyOf } from './informer.ts';
-import { KubeError, type Kube } from './kube.ts';
+import type { Kube } from './kube.ts';
+import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
 import type { Metrics } from './metrics.ts';
 import { WorkQueue, type Outcome } from './queue.ts';
 import { reconcile, type KubeEvent, type ReconcileOptions, type World } from './reconcile.ts';
@@ -122,17 +122,8 @@ export class Manager {
     return this.#reconcileCount;
   }
 
-  async #get<T>(path: string): Promise<T | null> {
-    try {
-      return await this.kube.request<T>('GET', path);
-    } catch (err) {
-      if (err instanceof KubeError && err.status === 404) return null;
-      throw err;
-    }
-  }
-
-  #objPath(o: OCIRepository): string {
-    return `/apis/${Group}/${Version}/namespaces/${o.metadata.namespace}/${Plural}/${o.metadata.name}`;
+  #get<T>(path: string): Promise<T | null> {
+    return getOrNull<T>(this.kube, path);
   }
 
   async process(key: string): Promise<Outcome> {
@@ -184,52 +175,16 @@ export class Manager {
     return this.#patchStatus(obj, { ...(obj.status ?? {}), conditions: sortConditions(conds) });
   }
 
-  /** Merge-patches the status subresource when it changed; on conflict, re-reads and retries. */
   async #patchStatus(obj: OCIRepository, status: OCIRepositoryStatus): Promise<OCIRepository> {
-    let current = obj;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      if (isDeepStrictEqual(stripUndefined(current.status ?? {}), stripUndefined(status))) return current;
-      const patch: Record<string, unknown> = { ...status };
-      for (const k of Object.keys(current.status ?? {})) if (!(k in status)) patch[k] = null;
-      try {
-        const updated = await this.kube.request<OCIRepository>('PATCH', `${this.#objPath(obj)}/status`, { metadata: { resourceVersion: current.metadata.resourceVersion }, status: patch }, 'application/merge-patch+json');
-        this.#remember(updated);
-        return updated;
-      } catch (err) {
-        if (!(err instanceof KubeError)) throw err;
-        if (err.status === 404) return current;
-        if (err.status !== 409) throw err;
-        const fresh = await this.#get<OCIRepository>(this.#objPath(obj));
-        if (!fresh) return current;
-        // A new generation will be reconciled anyway; our status is for the old one.
-        if (fresh.metadata.generation !== obj.metadata.generation) return fresh;
-        current = fresh;
-      }
-    }
-    throw new Error(`status update of ${keyOf(obj)} kept conflicting`);
+    const updated = await patchStatus(this.kube, obj, status);
+    this.#remember(updated);
+    return updated;
   }
 
   async #patchFinalizers(obj: OCIRepository, finalizers: string[]): Promise<OCIRepository> {
-    let current = obj;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        const updated = await this.kube.request<OCIRepository>('PATCH', this.#objPath(current), { metadata: { resourceVersion: current.metadata.resourceVersion, finalizers } }, 'application/merge-patch+json');
-        this.#remember(updated);
-        return updated;
-      } catch (err) {
-        if (!(err instanceof KubeError) || err.status !== 409) {
-          if (err instanceof KubeError && err.status === 404) return current;
-          throw err;
-        }
-        const fresh = await this.#get<OCIRepository>(this.#objPath(current));
-        if (!fresh) return current;
-        current = fresh;
-        const want = new Set(finalizers);
-        const have = current.metadata.finalizers ?? [];
-        finalizers = want.has(Finalizer) ? [...new Set([...have, Finalizer])] : have.filter((f) => f !== Finalizer);
-      }
-    }
-    throw new Error(`finalizer update of ${keyOf(obj)} kept conflicting`);
+    const updated = await patchFinalizers(this.kube, obj, finalizers);
+    this.#remember(updated);
+    return updated;
   }
 
   /** Keeps the cache current with our own writes, so the next step sees them. */
@@ -272,6 +227,3 @@ export function needsReconcile(prev: OCIRepository, o: OCIRepository): boolean {
   return a !== b;
 }
 
-function stripUndefined(v: unknown): unknown {
-  return JSON.parse(JSON.stringify(v));
-}

@@ -1,8 +1,12 @@
-// The informer against a real kube-apiserver: resumes watches from the last resourceVersion,
-// relists on 410 Gone, and honours label selectors (sharding).
+// Kubernetes API mechanics against a real kube-apiserver: watch resume, 410 relists, label
+// selectors (sharding), and status/finalizer writes with conflict retry.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Finalizer, type OCIRepository } from '../../src/api/schema.ts';
 import { Informer } from '../../src/controller/informer.ts';
+import { patchFinalizers, patchStatus } from '../../src/controller/objects.ts';
+import { projectRoot } from '../helpers/shared.ts';
 import { Kube } from '../../src/controller/kube.ts';
 import { makeLogger } from '../../src/util/log.ts';
 import { makeTempDir, runOk, startCluster, type Cluster } from '../harness/index.ts';
@@ -72,6 +76,33 @@ describe('informer against a real apiserver', { timeout: 180_000 }, () => {
     await until(() => seen.has('c') && deleted.includes('b'), 'events after the relist');
     assert.equal(inf.cache.has('default/b'), false);
     await inf.stop();
+  });
+
+  test('status and finalizer writes survive conflicts with a stale resourceVersion', async () => {
+    await cluster.kubectlOk(['apply', '-f', path.join(projectRoot, 'crds/source.ocisource.dev_ocirepositories.yaml')]);
+    await cluster.kubectlOk(['wait', '--for=condition=Established', 'crd/ocirepositories.source.ocisource.dev']);
+    const created = await cluster.request<OCIRepository>('POST', '/apis/source.ocisource.dev/v1/namespaces/default/ocirepositories', {
+      body: { apiVersion: 'source.ocisource.dev/v1', kind: 'OCIRepository', metadata: { name: 'conflict', finalizers: ['other.example/keep'] }, spec: { url: 'oci://r.test/a', interval: '1m' } },
+    });
+    assert.equal(created.status, 201, created.text);
+    const stale = created.body;
+    // Someone else writes first: our copy is now stale.
+    await cluster.request('PATCH', '/apis/source.ocisource.dev/v1/namespaces/default/ocirepositories/conflict', { body: { metadata: { labels: { touched: 'yes' } } }, contentType: 'application/merge-patch+json' });
+    const withStatus = await patchStatus(kube, stale, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: 'ok', lastTransitionTime: '2026-01-01T00:00:00Z' }] });
+    assert.equal(withStatus.status?.conditions?.[0]?.message, 'ok');
+    assert.equal(withStatus.metadata.labels?.touched, 'yes');
+    // Unchanged status: no write at all (same resourceVersion back).
+    assert.equal((await patchStatus(kube, withStatus, withStatus.status!)).metadata.resourceVersion, withStatus.metadata.resourceVersion);
+    // Finalizers from a stale copy: ours is added, the other controller's is kept.
+    const fin = await patchFinalizers(kube, stale, ['other.example/keep', Finalizer]);
+    assert.deepEqual(fin.metadata.finalizers, ['other.example/keep', Finalizer]);
+    const removed = await patchFinalizers(kube, stale, ['other.example/keep']);
+    assert.deepEqual(removed.metadata.finalizers, ['other.example/keep']);
+    // A spec change in between: the stale status is dropped, not forced onto the new generation.
+    await cluster.request('PATCH', '/apis/source.ocisource.dev/v1/namespaces/default/ocirepositories/conflict', { body: { spec: { interval: '2m' } }, contentType: 'application/merge-patch+json' });
+    const dropped = await patchStatus(kube, withStatus, { observedGeneration: 1, conditions: [] });
+    assert.equal(dropped.metadata.generation, 2);
+    assert.equal(dropped.status?.conditions?.[0]?.message, 'ok');
   });
 
   test('label selector restricts what is seen (sharding)', async () => {

@@ -1,0 +1,67 @@
+// Writes to OCIRepository objects: status through the status subresource (only when it changed)
+// and finalizers, both as merge patches guarded by resourceVersion, retried after a conflict.
+import { isDeepStrictEqual } from 'node:util';
+import { Finalizer, Group, Plural, Version, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
+import { KubeError, type Kube } from './kube.ts';
+
+export function objectPath(o: OCIRepository): string {
+  return `/apis/${Group}/${Version}/namespaces/${o.metadata.namespace}/${Plural}/${o.metadata.name}`;
+}
+
+/** GET that answers null for 404. */
+export async function getOrNull<T>(kube: Kube, path: string): Promise<T | null> {
+  try {
+    return await kube.request<T>('GET', path);
+  } catch (err) {
+    if (err instanceof KubeError && err.status === 404) return null;
+    throw err;
+  }
+}
+
+const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v ?? {}));
+
+/**
+ * Sets the status when it differs from the object's. On 409 Conflict the object is re-read: if
+ * its generation is unchanged our status still describes it and is written again on the fresh
+ * resourceVersion; if the spec moved on, the write is dropped (a new reconcile is queued anyway).
+ */
+export async function patchStatus(kube: Kube, obj: OCIRepository, status: OCIRepositoryStatus): Promise<OCIRepository> {
+  let current = obj;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (isDeepStrictEqual(plain(current.status), plain(status))) return current;
+    const patch: Record<string, unknown> = { ...status };
+    for (const k of Object.keys(current.status ?? {})) if (!(k in status)) patch[k] = null;
+    try {
+      return await kube.request<OCIRepository>('PATCH', `${objectPath(obj)}/status`, { metadata: { resourceVersion: current.metadata.resourceVersion }, status: patch }, 'application/merge-patch+json');
+    } catch (err) {
+      if (!(err instanceof KubeError)) throw err;
+      if (err.status === 404) return current;
+      if (err.status !== 409) throw err;
+      const fresh = await getOrNull<OCIRepository>(kube, objectPath(obj));
+      if (!fresh) return current;
+      if (fresh.metadata.generation !== obj.metadata.generation) return fresh;
+      current = fresh;
+    }
+  }
+  throw new Error(`status update of ${obj.metadata.namespace}/${obj.metadata.name} kept conflicting`);
+}
+
+/** Adds or removes our finalizer, keeping other controllers' finalizers, with conflict retry. */
+export async function patchFinalizers(kube: Kube, obj: OCIRepository, finalizers: string[]): Promise<OCIRepository> {
+  let current = obj;
+  const adding = finalizers.includes(Finalizer);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await kube.request<OCIRepository>('PATCH', objectPath(current), { metadata: { resourceVersion: current.metadata.resourceVersion, finalizers } }, 'application/merge-patch+json');
+    } catch (err) {
+      if (err instanceof KubeError && err.status === 404) return current;
+      if (!(err instanceof KubeError) || err.status !== 409) throw err;
+      const fresh = await getOrNull<OCIRepository>(kube, objectPath(current));
+      if (!fresh) return current;
+      current = fresh;
+      const have = current.metadata.finalizers ?? [];
+      finalizers = adding ? [...new Set([...have, Finalizer])] : have.filter((f) => f !== Finalizer);
+    }
+  }
+  throw new Error(`finalizer update of ${obj.metadata.namespace}/${obj.metadata.name} kept conflicting`);
+}
