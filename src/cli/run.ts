@@ -1,7 +1,10 @@
 // `oci-source-controller run`: the controller process.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { Kube } from '../controller/kube.ts';
+import { LeaderElector } from '../controller/leader.ts';
 import { Manager } from '../controller/manager.ts';
 import { Metrics } from '../controller/metrics.ts';
 import { parseDuration } from '../controller/queue.ts';
@@ -33,6 +36,11 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --metrics-addr HOST:PORT          /metrics, /healthz, /readyz (default :8080; empty disables)
   --log-level LEVEL                 trace|debug|info|warn|error (default info)
   --tag-page-size N                 tags per page when listing for semver (default 1000)
+  --enable-leader-election          only the replica holding the Lease reconciles and serves artifacts
+  --leader-election-namespace NS    namespace of the Lease (default: $RUNTIME_NAMESPACE, the pod's namespace, or oci-source-system)
+  --leader-election-lease-duration DUR   (default 35s)
+  --leader-election-renew-deadline DUR   (default 30s)
+  --leader-election-retry-period DUR     (default 5s)
 `;
 
 export interface ControllerConfig {
@@ -54,6 +62,7 @@ export interface ControllerConfig {
   metricsAddr: string;
   logLevel: string;
   tagPageSize?: number;
+  leaderElection?: { namespace: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
 }
 
 export interface RunningController {
@@ -83,6 +92,11 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'metrics-addr': { type: 'string', default: ':8080' },
     'log-level': { type: 'string', default: 'info' },
     'tag-page-size': { type: 'string' },
+    'enable-leader-election': { type: 'boolean', default: false },
+    'leader-election-namespace': { type: 'string' },
+    'leader-election-lease-duration': { type: 'string', default: '35s' },
+    'leader-election-renew-deadline': { type: 'string', default: '30s' },
+    'leader-election-retry-period': { type: 'string', default: '5s' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const int = (name: string, s: string, min: number) => {
@@ -116,11 +130,51 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     metricsAddr: v['metrics-addr']!,
     logLevel: v['log-level']!,
     ...(v['tag-page-size'] ? { tagPageSize: int('tag-page-size', v['tag-page-size'], 1) } : {}),
+    ...(v['enable-leader-election']
+      ? {
+          leaderElection: {
+            namespace: v['leader-election-namespace'] ?? defaultNamespace(),
+            leaseDurationMs: dur('leader-election-lease-duration', v['leader-election-lease-duration']!),
+            renewDeadlineMs: dur('leader-election-renew-deadline', v['leader-election-renew-deadline']!),
+            retryPeriodMs: dur('leader-election-retry-period', v['leader-election-retry-period']!),
+          },
+        }
+      : {}),
   };
 }
 
-export async function startController(cfg: ControllerConfig, log: Logger): Promise<RunningController> {
+function defaultNamespace(): string {
+  if (process.env.RUNTIME_NAMESPACE) return process.env.RUNTIME_NAMESPACE;
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return 'oci-source-system';
+  }
+}
+
+/** The Lease name; sharded controllers (label selector) each get their own. */
+export function leaseName(labelSelector: string | undefined): string {
+  const base = 'oci-source-controller-leader-election';
+  return labelSelector ? `${base}-${createHash('sha256').update(labelSelector).digest('hex').slice(0, 8)}` : base;
+}
+
+export async function startController(cfg: ControllerConfig, log: Logger, onLeadershipLost?: () => void): Promise<RunningController> {
   const kube = Kube.load({ ...(cfg.kubeconfig ? { kubeconfig: cfg.kubeconfig } : {}), ...(cfg.context ? { context: cfg.context } : {}) });
+  // Health first (so a waiting replica is alive but not ready), then the election, then the rest.
+  const metrics = new Metrics();
+  let metricsServer: import('node:http').Server | undefined;
+  if (cfg.metricsAddr) {
+    const [mh, mp] = parseAddr(cfg.metricsAddr);
+    const m = await metrics.listen(mh, mp);
+    metricsServer = m.server;
+    log.info({ addr: `${m.address.address}:${m.address.port}` }, 'metrics and health server listening');
+  }
+  let elector: LeaderElector | undefined;
+  if (cfg.leaderElection) {
+    elector = new LeaderElector(kube, { ...cfg.leaderElection, name: leaseName(cfg.labelSelector), log });
+    log.info({ lease: `${cfg.leaderElection.namespace}/${leaseName(cfg.labelSelector)}`, identity: elector.identity }, 'waiting to become leader');
+    await elector.acquire();
+  }
   const [host, port] = parseAddr(cfg.storageAddr);
   // Storage needs the advertised address before the server starts; a port of 0 is resolved after.
   const storage = new Storage({ root: cfg.storagePath, retentionRecords: cfg.retentionRecords, retentionTTLms: cfg.retentionTTLms, advertisedAddr: cfg.storageAdvAddr ?? '' });
@@ -130,14 +184,6 @@ export async function startController(cfg: ControllerConfig, log: Logger): Promi
     storage.opts.advertisedAddr = `${advHost}:${artifacts.address.port}`;
   }
   log.info({ addr: `${artifacts.address.address}:${artifacts.address.port}`, advertised: storage.opts.advertisedAddr, storagePath: storage.root }, 'artifact server listening');
-  const metrics = new Metrics();
-  let metricsServer: import('node:http').Server | undefined;
-  if (cfg.metricsAddr) {
-    const [mh, mp] = parseAddr(cfg.metricsAddr);
-    const m = await metrics.listen(mh, mp);
-    metricsServer = m.server;
-    log.info({ addr: `${m.address.address}:${m.address.port}` }, 'metrics and health server listening');
-  }
   const manager = new Manager({
     kube,
     storage,
@@ -156,12 +202,17 @@ export async function startController(cfg: ControllerConfig, log: Logger): Promi
   });
   await manager.start();
   metrics.ready = true;
+  elector?.keepRenewing(() => {
+    metrics.ready = false;
+    onLeadershipLost?.();
+  });
   return {
     manager,
     artifacts,
     storage,
     stop: async () => {
       await manager.stop();
+      await elector?.release();
       await artifacts.close();
       metricsServer?.closeAllConnections();
       await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
@@ -182,13 +233,23 @@ export async function runCommand(argv: string[]): Promise<number> {
   // artifacts) down. Such errors are logged loudly; they mean a fix is needed.
   process.on('unhandledRejection', (err) => log.error({ err: String((err as Error)?.stack ?? err) }, 'unhandled promise rejection'));
   process.on('uncaughtException', (err) => log.error({ err: String(err.stack ?? err) }, 'uncaught exception'));
-  const running = await startController(cfg, log);
-  await new Promise<void>((resolve) => {
-    const done = () => resolve();
-    process.once('SIGTERM', done);
-    process.once('SIGINT', done);
+  let running: RunningController | undefined;
+  let lost = false;
+  const stopSignal = new Promise<'stop'>((resolve) => {
+    process.once('SIGTERM', () => resolve('stop'));
+    process.once('SIGINT', () => resolve('stop'));
   });
-  log.info('shutting down');
+  let onLost!: () => void;
+  const lostSignal = new Promise<'lost'>((resolve) => (onLost = () => resolve('lost')));
+  const started = startController(cfg, log, () => {
+    lost = true;
+    onLost();
+  });
+  started.then((r) => (running = r)).catch(() => undefined);
+  // Start-up errors end the command; a signal while waiting for the lease ends it at once.
+  const why = await Promise.race([stopSignal, lostSignal, started.then(() => new Promise<never>(() => {}))]);
+  log.info(why === 'lost' ? 'leadership lost; exiting so a new process can campaign' : 'shutting down');
+  if (!running) process.exit(0);
   await running.stop();
-  return 0;
+  return lost ? 1 : 0;
 }

@@ -18,6 +18,7 @@ export const InstallFiles = [
   'config/rbac/service_account.yaml',
   'config/rbac/role.yaml',
   'config/rbac/role_binding.yaml',
+  'config/rbac/leader_election_role.yaml',
 ].map((f) => path.join(projectRoot, f));
 
 /** Applies the CRD and RBAC, waits for the CRD, and returns a kubeconfig for the ServiceAccount. */
@@ -45,7 +46,7 @@ export interface ControllerProcess {
 }
 
 /** Starts `node src/main.ts run` as a separate process, as a user would. */
-export async function startControllerProcess(opts: { kubeconfig: string; storagePath?: string; storagePort?: number; extraArgs?: string[]; dir?: string }): Promise<ControllerProcess> {
+export async function startControllerProcess(opts: { kubeconfig: string; storagePath?: string; storagePort?: number; extraArgs?: string[]; dir?: string; readyPath?: '/readyz' | '/healthz' }): Promise<ControllerProcess> {
   const dir = opts.dir ?? makeTempDir('osc-ctrl-');
   const storagePath = opts.storagePath ?? path.join(dir, 'data');
   const storagePort = opts.storagePort ?? (await freePort());
@@ -68,7 +69,8 @@ export async function startControllerProcess(opts: { kubeconfig: string; storage
       ...(opts.extraArgs ?? []),
     ],
     logFile,
-    ready: { url: `http://127.0.0.1:${metricsPort}/readyz`, timeoutMs: 60_000 },
+    // A replica waiting for the leader lease is healthy but not ready.
+    ready: { url: `http://127.0.0.1:${metricsPort}${opts.readyPath ?? '/readyz'}`, timeoutMs: 60_000 },
   });
   return {
     proc,
