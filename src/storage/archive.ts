@@ -4,14 +4,14 @@
 // file named by a counter, and the archive path lives only in memory. So a hostile name cannot
 // reach the filesystem; it is still rejected, because a consumer unpacking our output would be
 // exposed to it.
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
 import tar from 'tar-stream';
+import { digestTap } from './digest-tap.ts';
 import { buildIgnore, isIgnored } from './ignore.ts';
 
 export class ArchiveError extends Error {
@@ -204,14 +204,8 @@ export async function packReproducible(x: Extracted, out: string, specIgnore: st
   const ig = buildIgnore(sourceIgnores, specIgnore);
   const names = [...x.entries.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const pack = tar.pack();
-  const hash = createHash('sha256');
-  let size = 0;
-  const counter = new PassThrough();
-  counter.on('data', (c: Buffer) => {
-    hash.update(c);
-    size += c.length;
-  });
-  const written = pipeline(pack, createGzip({ level: zlibConstants.Z_DEFAULT_COMPRESSION, chunkSize: 128 << 10 }), counter, createWriteStream(out, { mode: 0o600 }));
+  const tap = digestTap();
+  const written = pipeline(pack, createGzip({ level: zlibConstants.Z_DEFAULT_COMPRESSION, chunkSize: 128 << 10 }), tap.stream, createWriteStream(out, { mode: 0o600 }));
   let files = 0;
   const epoch = new Date(0);
   try {
@@ -235,7 +229,7 @@ export async function packReproducible(x: Extracted, out: string, specIgnore: st
     await written.catch(() => undefined);
     throw err;
   }
-  return { digest: `sha256:${hash.digest('hex')}`, size, files };
+  return { ...tap.result(), files };
 }
 
 function writeEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: Readable | Buffer): Promise<void> {

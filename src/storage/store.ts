@@ -1,14 +1,14 @@
 // Artifact storage: <root>/ocirepository/<namespace>/<name>/<sha256:hex>.tar.gz, written to a temp
 // file in the same directory and renamed, plus a `latest.tar.gz` symlink. Nothing outside
 // <root> is ever written: every path comes from validated names, never from artifact content.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { digestTap } from './digest-tap.ts';
 import { createWriteStream } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 
 export const KindDir = 'ocirepository';
 export const LatestName = 'latest.tar.gz';
@@ -123,16 +123,10 @@ export class Storage {
   /** Stores a stream unchanged (copy mode), hashing as it writes; `check` gates the final rename. */
   async writeStream(rel: string, source: Readable, check?: () => Promise<void>): Promise<StoredFile> {
     return this.writeAtomic(rel, async (tmp) => {
-      const hash = createHash('sha256');
-      let size = 0;
-      const tap = new PassThrough();
-      tap.on('data', (c: Buffer) => {
-        hash.update(c);
-        size += c.length;
-      });
-      await pipeline(source, tap, createWriteStream(tmp, { mode: 0o600 }));
+      const tap = digestTap();
+      await pipeline(source, tap.stream, createWriteStream(tmp, { mode: 0o600 }));
       await check?.();
-      return { digest: `sha256:${hash.digest('hex')}`, size };
+      return tap.result();
     });
   }
 
