@@ -102,6 +102,14 @@ describe('OCIRepository end to end (unsigned)', { timeout: 600_000 }, () => {
     await cluster.kubectlOk(['create', 'secret', 'docker-registry', 'reg-creds', `--docker-server=${authReg.host}`, '--docker-username=puller', '--docker-password=s3cret']);
     await applyRepo(cluster, { metadata: { name: 'private', namespace: 'default' }, spec: { url: `oci://${authReg.host}/private/app`, interval: '1h', ref: { tag: 'v1' }, certSecretRef: { name: 'reg-ca' }, secretRef: { name: 'reg-creds' } } });
     await waitRepo(cluster, 'default', 'private', ready, 'Ready with credentials');
+    // The same credentials through a ServiceAccount's imagePullSecrets (spec.serviceAccountName).
+    await cluster.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'puller', namespace: 'default' }, imagePullSecrets: [{ name: 'reg-creds' }] }) });
+    await applyRepo(cluster, { metadata: { name: 'private-sa', namespace: 'default' }, spec: { url: `oci://${authReg.host}/private/app`, interval: '1h', ref: { tag: 'v1' }, certSecretRef: { name: 'reg-ca' }, serviceAccountName: 'puller' } });
+    await waitRepo(cluster, 'default', 'private-sa', ready, 'Ready with ServiceAccount pull secrets');
+    await applyRepo(cluster, { metadata: { name: 'private-nosa', namespace: 'default' }, spec: { url: `oci://${authReg.host}/private/app`, interval: '1h', ref: { tag: 'v1' }, certSecretRef: { name: 'reg-ca' }, serviceAccountName: 'missing' } });
+    const nosa = await waitRepo(cluster, 'default', 'private-nosa', (x) => cond(x, 'Ready')?.status === 'False', 'missing SA');
+    assert.equal(cond(nosa, 'Ready')?.reason, 'AuthenticationFailed');
+    assert.match(cond(nosa, 'Ready')!.message, /service account 'default\/missing' not found/);
 
     // Suspend: a new tag is not picked up.
     await applyRepo(cluster, { metadata: { name: 'failing', namespace: 'default' }, spec: { url: `oci://${reg.host}/app/fail`, interval: '1h', insecure: true, ref: { tag: 'v1' }, suspend: true } });
