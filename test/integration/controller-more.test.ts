@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -127,6 +127,24 @@ describe('controller: transport options, integrity, CLI parity', { timeout: 600_
     assert.equal(json.revision, o.status!.artifact!.revision);
     assert.equal(json.digest, o.status!.artifact!.digest);
     assert.deepEqual(readFileSync(json.path), readFileSync(path.join(ctrl.storagePath, o.status!.artifact!.path)));
+  });
+
+  test('sharding: an object that leaves the shard has its stored artifacts removed (Flux #2150)', async () => {
+    const shard = await startControllerProcess({ kubeconfig: ctrl.proc.child.spawnargs[ctrl.proc.child.spawnargs.indexOf('--kubeconfig') + 1]!, dir, storagePath: path.join(dir, 'shard-data'), extraArgs: ['--watch-namespace', 'team-b', '--watch-label-selector', 'sharding.ocisource.dev/key=one'] });
+    try {
+      await pushTarGzArtifact(plain, 'shard/app', 'v1', { 's.txt': 's' });
+      await applyRepo(cluster, { metadata: { name: 'sharded', namespace: 'team-b', labels: { 'sharding.ocisource.dev/key': 'one' } }, spec: { url: `oci://${plain.host}/shard/app`, interval: '1h', insecure: true, ref: { tag: 'v1' } } });
+      const o = await waitRepo(cluster, 'team-b', 'sharded', ready, 'Ready in shard one');
+      const objDir = path.join(shard.storagePath, 'ocirepository/team-b/sharded');
+      assert.ok(statSync(objDir).isDirectory());
+      assert.ok(o.status!.artifact!.url.includes(`:${shard.storagePort}/`));
+      await cluster.kubectlOk(['-n', 'team-b', 'label', '--overwrite', 'ocirepository/sharded', 'sharding.ocisource.dev/key=two']);
+      const deadline = Date.now() + 20_000;
+      while (existsSync(objDir) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(existsSync(objDir), false, 'artifacts of an object that left the shard are removed');
+    } finally {
+      await shard.stop();
+    }
   });
 
   test('--watch-namespace leaves other namespaces alone; logs carry no Secret content', async () => {
