@@ -13,26 +13,33 @@ Commands:
 Run 'oci-source-controller <command> --help' for the command's flags.
 `;
 
+interface Command {
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+// Loaded on demand: `pull` and `verify` do not pay for the controller's modules.
+const commands: Record<string, () => Promise<Command>> = {
+  run: async () => import('./cli/run.ts').then((m) => ({ usage: m.runUsage, run: m.runCommand })),
+  pull: async () => import('./cli/pull.ts').then((m) => ({ usage: m.pullUsage, run: m.pullCommand })),
+  verify: async () => import('./cli/verify.ts').then((m) => ({ usage: m.verifyUsage, run: m.verifyCommand })),
+  demo: async () => import('./cli/demo.ts').then((m) => ({ usage: m.demoUsage, run: m.demoCommand })),
+};
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'run':
-      return (await import('./cli/run.ts')).runCommand(rest);
-    case 'pull':
-      return (await import('./cli/pull.ts')).pullCommand(rest);
-    case 'verify':
-      return (await import('./cli/verify.ts')).verifyCommand(rest);
-    case 'demo':
-      return (await import('./cli/demo.ts')).demoCommand(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(usage);
-      return cmd === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command '${cmd}'`);
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(usage);
+    return cmd === undefined ? 2 : 0;
   }
+  const load = commands[cmd];
+  if (!load) throw new UsageError(`unknown command '${cmd}'`);
+  const command = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.usage);
+    return 0;
+  }
+  return command.run(rest);
 }
 
 main(process.argv.slice(2)).then(

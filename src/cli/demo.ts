@@ -14,11 +14,9 @@ function say(step: string, text: string): void {
   process.stdout.write(`\x1b[1m${step.padEnd(10)}\x1b[0m ${text}\n`);
 }
 
+export const demoUsage = 'Usage: oci-source-controller demo\n\nRuns a local registry and API server and shows the controller pulling, verifying and serving artifacts.\n';
+
 export async function demoCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    process.stdout.write('Usage: oci-source-controller demo\n\nRuns a local registry and API server and shows the controller pulling, verifying and serving artifacts.\n');
-    return 0;
-  }
   // The harness lives with the tests; the demo is a development tool, not part of the image.
   const h = await import('../../test/harness/index.ts');
   const env = await import('../../test/helpers/controller-env.ts');

@@ -23,10 +23,6 @@ ${sourceUsage}  --layer-media-type MT            select the first layer of this 
 `;
 
 export async function pullCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(pullUsage);
-    return 0;
-  }
   const { values: v, positionals } = parse(argv, {
     ...sourceFlags,
     'layer-media-type': { type: 'string' },

@@ -223,10 +223,6 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(runUsage);
-    return 0;
-  }
   const cfg = configFromArgs(argv);
   const log = makeLogger(cfg.logLevel);
   // Last line of defence: a bug in one reconcile must not take the controller (and the served

@@ -49,10 +49,6 @@ export function parseIdentity(s: string): OIDCIdentityMatch {
 }
 
 export async function verifyCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(verifyUsage);
-    return 0;
-  }
   const { values: v, positionals } = parse(argv, {
     ...sourceFlags,
     provider: { type: 'string' },

@@ -3,7 +3,7 @@
 // verify (SourceVerified) → artifact (pull by digest, store) → Ready summary. The function never
 // sleeps or retries; the queue applies interval, jitter and backoff to the outcome it returns.
 import type { Logger } from 'pino';
-import { ConditionType as CT, Reason, findCondition, removeCondition, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
+import { ConditionType as CT, Reason, findCondition, removeCondition, rfc3339, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
 import { ReconcileRequestAnnotation, type Condition, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
 import { RegistryClient } from '../oci/client.ts';
 import { RegistryError } from '../oci/errors.ts';
@@ -181,7 +181,7 @@ class Run {
     const a = this.status.artifact;
     const ns = this.obj.metadata.namespace;
     const name = this.obj.metadata.name;
-    storage.objectDir(ns, name);
+    storage.objectDir(ns, name); // validates the names before any path is built from them
     if (a) {
       if (!(await storage.intact(a.path, a.digest))) {
         this.events.push({ type: 'Warning', reason: 'ArtifactVerificationFailed', message: `stored artifact ${a.path} is missing or does not match digest ${a.digest}; rebuilding` });
@@ -300,7 +300,7 @@ class Run {
       url: w.storage.url(target),
       revision: resolved.revision,
       digest: built.file.digest,
-      lastUpdateTime: new Date(Math.floor(w.now().getTime() / 1000) * 1000).toISOString().replace('.000Z', 'Z'),
+      lastUpdateTime: rfc3339(w.now()),
       size: built.file.size,
       ...(built.manifest.annotations && Object.keys(built.manifest.annotations).length ? { metadata: built.manifest.annotations } : {}),
     };

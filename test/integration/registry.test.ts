@@ -37,8 +37,10 @@ describe('registry client against real registries', { timeout: 300_000 }, () => 
       assert.equal(r.descriptor.digest, pushed.manifestDigest);
     }
     assert.equal(token.tokenRequests!() - before, 1, 'one token for five resolves');
+    // The token is scoped to this repository, pull only.
     const grant = token.tokenGrants!().at(-1)!;
-    assert.deepEqual(grant.access ?? grant, grant.access ?? grant);
+    assert.deepEqual(grant.scopes, ['repository:team/app:pull']);
+    assert.deepEqual(grant.access.map((a) => [a.name, a.actions]), [['team/app', ['pull']]]);
     // Wrong password: the token endpoint refuses, and the message says what to check.
     const bad = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { credentials: { username: 'x', password: 'y' }, tls: { ca: token.caPem! }, tokenCache: new TokenCache() });
     await assert.rejects(resolveRef(bad, { tag: 'v1' }), /token request .* HTTP 401 \(check spec.secretRef credentials\)/);
@@ -127,10 +129,9 @@ describe('controller steady state and outages', { timeout: 300_000 }, () => {
     assert.equal(reg.tokenRequests!() - tokens, 0, 'tokens are reused across reconciles');
   });
 
-  test('registry outage: Ready=False with the reason, last artifact still served; recovery', async () => {
+  test('registry outage: Ready=False with the reason, last artifact still served', async () => {
     const o = await waitRepo(cluster, 'default', 'steady', ready, 'Ready');
     const url = o.status!.artifact!.url;
-    const dataDir = reg.dir;
     await reg.stop();
     await cluster.kubectlOk(['annotate', '--overwrite', 'ocirepository/steady', 'reconcile.ocisource.dev/requestedAt=outage']);
     const down = await waitRepo(cluster, 'default', 'steady', (x) => cond(x, 'Ready')?.status === 'False', 'Ready=False');
@@ -140,6 +141,5 @@ describe('controller steady state and outages', { timeout: 300_000 }, () => {
     const res = await fetch(url);
     assert.equal(res.status, 200);
     await res.arrayBuffer();
-    assert.ok(dataDir);
   });
 });
