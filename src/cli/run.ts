@@ -203,6 +203,8 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
   await manager.start();
   metrics.ready = true;
   elector?.keepRenewing(() => {
+    // Stop acting at once: another replica may hold the lease after leaseDuration.
+    manager.stopLeading();
     metrics.ready = false;
     onLeadershipLost?.();
   });

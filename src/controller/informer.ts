@@ -39,6 +39,7 @@ export class Informer<T extends Meta> {
   /** Counters for tests: how often we listed and (re)started a watch. */
   lists = 0;
   watches = 0;
+  handlerErrors = 0;
 
   readonly kube: Kube;
   readonly opts: InformerOptions;
@@ -85,23 +86,39 @@ export class Informer<T extends Meta> {
     const res = await this.kube.request<{ metadata: { resourceVersion: string }; items: T[] }>('GET', this.#query({}), undefined, 'application/json', this.opts.listAccept ?? 'application/json');
     const seen = new Set<string>();
     for (const item of res.items ?? []) {
-      const k = keyOf(item);
-      seen.add(k);
-      const prev = this.cache.get(k);
-      this.cache.set(k, item);
-      if (!prev) this.handlers.onAdd(item);
-      else if (prev.metadata.resourceVersion !== item.metadata.resourceVersion) this.handlers.onUpdate(prev, item);
+      seen.add(keyOf(item));
+      if (this.cache.get(keyOf(item))?.metadata.resourceVersion !== item.metadata.resourceVersion) this.#apply('MODIFIED', item);
     }
-    for (const [k, prev] of this.cache) {
-      if (!seen.has(k)) {
-        this.cache.delete(k);
-        this.handlers.onDelete(prev);
-      }
-    }
+    for (const [k, prev] of this.cache) if (!seen.has(k)) this.#apply('DELETED', prev);
     this.#rv = res.metadata.resourceVersion;
     if (!this.#synced) {
       this.#synced = true;
       for (const w of this.#waiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * Applies one change to the cache and calls its handler. If the handler throws, the cache is
+   * restored so the change is seen again when it is redelivered (after a relist or a re-watch).
+   */
+  #apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T): void {
+    const k = keyOf(obj);
+    const prev = this.cache.get(k);
+    try {
+      if (type === 'DELETED') {
+        this.cache.delete(k);
+        this.handlers.onDelete(obj);
+      } else {
+        this.cache.set(k, obj);
+        if (prev) this.handlers.onUpdate(prev, obj);
+        else this.handlers.onAdd(obj);
+      }
+    } catch (err) {
+      if (prev) this.cache.set(k, prev);
+      else this.cache.delete(k);
+      this.handlerErrors++;
+      this.opts.log.error({ path: this.opts.path, object: k, err: (err as Error).message }, 'event handler failed; the event will be delivered again');
+      throw err;
     }
   }
 
@@ -127,18 +144,10 @@ export class Informer<T extends Meta> {
               return;
             }
             const rv = e.object.metadata?.resourceVersion;
+            if (e.type !== 'BOOKMARK') this.#apply(e.type, e.object);
+            // Only past an event once its handler ran: a throwing handler ends this watch
+            // (via kube.watch) and the next one resumes before the event, which is delivered again.
             if (rv) this.#rv = rv;
-            if (e.type === 'BOOKMARK') return;
-            const k = keyOf(e.object);
-            const prev = this.cache.get(k);
-            if (e.type === 'DELETED') {
-              this.cache.delete(k);
-              this.handlers.onDelete(e.object);
-            } else {
-              this.cache.set(k, e.object);
-              if (prev) this.handlers.onUpdate(prev, e.object);
-              else this.handlers.onAdd(e.object);
-            }
           },
           signal,
           this.opts.accept,

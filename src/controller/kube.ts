@@ -48,12 +48,6 @@ export class Kube {
     return new Kube(kc);
   }
 
-  /** Current namespace of the kubeconfig context (or in-cluster namespace file), for defaults. */
-  currentNamespace(): string {
-    const ctx = this.kc.getContextObject(this.kc.getCurrentContext());
-    return ctx?.namespace ?? 'default';
-  }
-
   async #options(method: string, path: string, headers: Record<string, string>): Promise<https.RequestOptions> {
     const opts: https.RequestOptions = { headers: { ...headers } };
     await this.kc.applyToHTTPSOptions(opts);
@@ -74,7 +68,8 @@ export class Kube {
   }
 
   /** One JSON request. Throws KubeError with the API's status and message on non-2xx. */
-  async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json', accept = 'application/json'): Promise<T> {
+  async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json', accept = 'application/json', signal?: AbortSignal): Promise<T> {
+    signal?.throwIfAborted();
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     const headers: Record<string, string> = { accept };
     if (payload) {
@@ -111,6 +106,9 @@ export class Kube {
         });
       });
       req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
+      const onAbort = () => req.destroy(new Error(`${method} ${path}: ${String(signal?.reason?.message ?? 'aborted')}`));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('close', () => signal?.removeEventListener('abort', onAbort));
       req.on('error', reject);
       if (payload) req.write(payload);
       req.end();
@@ -133,8 +131,10 @@ export class Kube {
           return;
         }
         let buf = '';
+        let failed = false;
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
+          if (failed) return;
           buf += chunk;
           let nl: number;
           while ((nl = buf.indexOf('\n')) >= 0) {
@@ -144,7 +144,10 @@ export class Kube {
             try {
               onEvent(JSON.parse(line) as WatchEvent<T>);
             } catch (err) {
+              // Stop at the failed event: none after it may be seen before it is delivered again.
+              failed = true;
               req.destroy(err as Error);
+              return;
             }
           }
         });

@@ -1,18 +1,22 @@
-// Wires informers, the work queue and the reconciler: finalizers, status patches (only when
-// changed, with conflict retry), events, and re-triggers on Secret changes.
+// Wires informers, the work queue, the worker loop and the reconciler. Per key, one pass is:
+// finalizer → "in progress" status (on a new generation or a requested reconcile) → reconcile()
+// → one status write → events from the status difference. Secret changes re-trigger the objects
+// that reference them.
 import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
 import { ApiVersion, Finalizer, Group, Kind, Plural, ReconcileRequestAnnotation, Version, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
+import { RegistryClient } from '../oci/client.ts';
 import type { Storage } from '../storage/store.ts';
+import type { Provider, ProviderName } from '../verify/types.ts';
+import { notify, type KubeEvent } from './events.ts';
 import { Informer, keyOf } from './informer.ts';
 import type { Kube } from './kube.ts';
-import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
 import type { Metrics } from './metrics.ts';
-import { WorkQueue, type Outcome } from './queue.ts';
-import { reconcile, type KubeEvent, type ReconcileOptions, type World } from './reconcile.ts';
-import { referencedSecrets, type Secret } from './secrets.ts';
+import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
+import { ExponentialRateLimiter, WorkQueue, realClock, type Clock } from './queue.ts';
+import { reconcile, type ReconcileDeps, type ReconcileOptions } from './reconcile.ts';
+import { SecretCache, referencedSecrets, type Secret, type ServiceAccount } from './secrets.ts';
 import type { VerifyCache } from './verification.ts';
-import type { Provider, ProviderName } from '../verify/types.ts';
 
 export interface ManagerOptions {
   watchNamespace?: string;
@@ -34,17 +38,23 @@ export class Manager {
   readonly opts: ManagerOptions;
   readonly objects: Informer<OCIRepository>;
   readonly secrets: Informer<SecretMeta>;
+  readonly secretCache: SecretCache;
   readonly queue: WorkQueue;
-  readonly world: World;
+  readonly deps: ReconcileDeps;
   readonly metrics: Metrics | undefined;
+  /** Aborted on stop or when leadership is lost: in-flight reconciles end and nothing more is written. */
+  readonly #cancel = new AbortController();
+  #workers: Promise<void>[] = [];
+  #secretsSynced = false;
   #reconcileCount = 0;
 
-  constructor(args: { kube: Kube; storage: Storage; log: Logger; opts: ManagerOptions; providers: Record<ProviderName, Provider>; verifyCache: VerifyCache; metrics?: Metrics }) {
+  constructor(args: { kube: Kube; storage: Storage; log: Logger; opts: ManagerOptions; providers: Record<ProviderName, Provider>; verifyCache: VerifyCache; metrics?: Metrics; clock?: Clock }) {
     this.kube = args.kube;
     this.storage = args.storage;
     this.log = args.log;
     this.opts = args.opts;
     this.metrics = args.metrics;
+    const clock = args.clock ?? realClock;
     const ns = args.opts.watchNamespace;
     const base = `/apis/${Group}/${Version}`;
     this.objects = new Informer<OCIRepository>(
@@ -57,13 +67,13 @@ export class Manager {
         },
         onDelete: (o) => {
           // Deleted without our finalizer (e.g. forced): still drop its files.
-          this.queue.forget(keyOf(o));
+          this.queue.remove(keyOf(o));
           void this.storage.removeObject(o.metadata.namespace, o.metadata.name).catch(() => undefined);
         },
       },
     );
-    // Secrets are watched by metadata only: a change of resourceVersion re-triggers the objects
-    // that reference the Secret (key rotation), without caching Secret contents in memory.
+    // Secrets are watched by metadata only: a new resourceVersion drops the cached contents and
+    // re-triggers the objects that reference the Secret (key rotation).
     this.secrets = new Informer<SecretMeta>(
       this.kube,
       {
@@ -78,23 +88,31 @@ export class Manager {
         onDelete: (s) => this.#secretChanged(s),
       },
     );
-    this.queue = new WorkQueue({ workers: args.opts.concurrent, minRetryMs: args.opts.minRetryMs, maxRetryMs: args.opts.maxRetryMs }, (key) => this.process(key));
-    this.world = {
+    this.secretCache = new SecretCache(
+      (namespace, name) => getOrNull<Secret>(this.kube, `/api/v1/namespaces/${namespace}/secrets/${name}`),
+      (namespace, name) => this.secrets.cache.get(`${namespace}/${name}`)?.metadata.resourceVersion,
+    );
+    this.queue = new WorkQueue({ rateLimiter: new ExponentialRateLimiter(args.opts.minRetryMs, args.opts.maxRetryMs), clock, ...(args.metrics ? { metrics: args.metrics.queue } : {}) });
+    this.deps = {
       storage: this.storage,
+      kube: {
+        getSecret: (namespace, name) => this.secretCache.get(namespace, name),
+        getServiceAccount: (namespace, name) => getOrNull<ServiceAccount>(this.kube, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
+      },
+      connect: (ref, options) => new RegistryClient(ref, options),
       providers: args.providers,
       verifyCache: args.verifyCache,
       options: args.opts.reconcile,
       log: this.log,
-      now: () => new Date(),
-      getSecret: (namespace, name) => this.#get<Secret>(`/api/v1/namespaces/${namespace}/secrets/${name}`),
-      getServiceAccount: (namespace, name) => this.#get<{ imagePullSecrets?: { name: string }[] }>(`/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
+      now: () => new Date(clock.now()),
+      signal: this.#cancel.signal,
     };
   }
 
-  #secretsSynced = false;
   #secretChanged(s: SecretMeta): void {
+    const ns = s.metadata.namespace ?? '';
+    this.secretCache.invalidate(ns, s.metadata.name);
     if (!this.#secretsSynced) return; // the initial list adds every object anyway
-    const ns = s.metadata.namespace;
     for (const o of this.objects.cache.values()) {
       if (o.metadata.namespace === ns && referencedSecrets(o).includes(s.metadata.name)) {
         this.log.info({ object: keyOf(o), secret: `${ns}/${s.metadata.name}` }, 'referenced secret changed; reconciling');
@@ -109,24 +127,55 @@ export class Manager {
     this.secrets.start();
     await Promise.all([this.objects.synced(), this.secrets.synced()]);
     this.#secretsSynced = true;
-    this.queue.start();
+    for (let i = 0; i < this.opts.concurrent; i++) this.#workers.push(this.#worker());
     this.log.info({ objects: this.objects.cache.size, namespace: this.opts.watchNamespace ?? '(all)' }, 'controller started');
   }
 
+  /**
+   * Stops at once: no new work, in-flight reconciles are cancelled (their partial work stays in
+   * the work directory, which is cleaned at the next start) and write nothing more.
+   */
+  stopLeading(): void {
+    this.#cancel.abort(new Error('stopped leading'));
+    this.queue.shutDown();
+  }
+
   async stop(): Promise<void> {
+    this.stopLeading();
     await Promise.all([this.objects.stop(), this.secrets.stop()]);
-    await this.queue.stop();
+    await Promise.all(this.#workers);
   }
 
   get reconciles(): number {
     return this.#reconcileCount;
   }
 
-  #get<T>(path: string): Promise<T | null> {
-    return getOrNull<T>(this.kube, path);
+  /** The worker loop: take a key, process it, schedule the next pass from the outcome. */
+  async #worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        const outcome = await this.process(key).catch((err: Error) => {
+          if (!this.#cancel.signal.aborted) this.log.warn({ ocirepository: key, err: err.message }, 'reconcile could not be recorded; retrying with backoff');
+          return { error: err };
+        });
+        if ('error' in outcome) {
+          this.metrics?.countReconcile('error');
+          this.queue.addRateLimited(key);
+        } else {
+          this.queue.forget(key);
+          this.metrics?.countReconcile(outcome.requeueAfterMs !== undefined ? 'requeue_after' : 'success');
+          if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+        }
+      } finally {
+        this.queue.done(key);
+      }
+    }
   }
 
-  async process(key: string): Promise<Outcome> {
+  /** One pass over one key. Throws only when the apiserver cannot take our writes. */
+  async process(key: string): Promise<{ requeueAfterMs?: number } | { error: Error }> {
     let obj = this.objects.cache.get(key);
     if (!obj) return {};
     const log = this.log.child({ ocirepository: key, reconcileID: Math.random().toString(36).slice(2, 10) });
@@ -136,43 +185,39 @@ export class Manager {
       if (obj.metadata.deletionTimestamp) {
         if (obj.metadata.finalizers?.includes(Finalizer)) {
           await this.storage.removeObject(obj.metadata.namespace, obj.metadata.name);
+          this.#guard();
           await this.#patchFinalizers(obj, (obj.metadata.finalizers ?? []).filter((f) => f !== Finalizer));
           log.info('artifacts removed; finalizer released');
         }
-        this.queue.forget(key);
+        this.queue.remove(key);
         return {};
       }
-      if (!obj.metadata.finalizers?.includes(Finalizer)) {
-        obj = await this.#patchFinalizers(obj, [...(obj.metadata.finalizers ?? []), Finalizer]);
-      }
+      this.#guard();
+      if (!obj.metadata.finalizers?.includes(Finalizer)) obj = await this.#patchFinalizers(obj, [...(obj.metadata.finalizers ?? []), Finalizer]);
       if (obj.spec.suspend) {
         log.info('reconciliation is suspended for this object');
         return {};
       }
-      // New generation or requested reconcile: say so before the (possibly long) work.
+      // New generation or requested reconcile: say so before the (possibly long) work. This is
+      // never the last word: the reconcile below always ends in a status write of its own.
       const requested = obj.metadata.annotations?.[ReconcileRequestAnnotation];
       if (obj.status?.observedGeneration !== obj.metadata.generation || (requested && requested !== obj.status?.lastHandledReconcileAt)) {
-        obj = await this.#markProgressing(obj);
+        obj = await this.#patchStatus(obj, progressing(obj));
       }
-      const result = await reconcile(obj, { ...this.world, log });
+      const result = await reconcile(obj, { ...this.deps, log });
+      if (result.cancelled) return {};
+      this.#guard();
       await this.#patchStatus(obj, result.status);
-      for (const e of result.events) void this.#event(obj, e);
-      if ('error' in result.outcome) log.debug({ err: result.outcome.error.message }, 'reconcile failed; backing off');
+      for (const e of notify(obj, obj.status, result.status)) void this.#event(obj, e);
       return result.outcome;
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'reconcile error');
-      return { error: err as Error };
     } finally {
       this.metrics?.observeReconcile(obj.metadata.namespace, obj.metadata.name, (performance.now() - started) / 1000);
     }
   }
 
-  async #markProgressing(obj: OCIRepository): Promise<OCIRepository> {
-    const gen = obj.metadata.generation;
-    const msg = obj.status?.observedGeneration !== gen ? `processing object: new generation ${obj.status?.observedGeneration ?? 0} -> ${gen}` : 'reconciliation in progress';
-    let conds = setCondition(obj.status?.conditions ?? [], CT.Reconciling, 'True', Reason.Progressing, msg, gen);
-    conds = summarizeReady(conds, gen);
-    return this.#patchStatus(obj, { ...(obj.status ?? {}), conditions: sortConditions(conds) });
+  /** No apiserver write once we stopped leading. */
+  #guard(): void {
+    if (this.#cancel.signal.aborted) throw new Error('not leading: write skipped');
   }
 
   async #patchStatus(obj: OCIRepository, status: OCIRepositoryStatus): Promise<OCIRepository> {
@@ -218,6 +263,14 @@ export class Manager {
   }
 }
 
+/** The status written before the work starts: Reconciling, and Ready derived from it. */
+export function progressing(obj: OCIRepository, now = new Date()): OCIRepositoryStatus {
+  const gen = obj.metadata.generation;
+  const msg = obj.status?.observedGeneration !== gen ? `processing object: new generation ${obj.status?.observedGeneration ?? 0} -> ${gen}` : 'reconciliation in progress';
+  const conds = setCondition(obj.status?.conditions ?? [], CT.Reconciling, 'True', Reason.Progressing, msg, gen, now);
+  return { ...(obj.status ?? {}), conditions: sortConditions(summarizeReady(conds, gen, now)) };
+}
+
 /** Spec changes, reconcile requests and deletions trigger work; our own status writes do not. */
 export function needsReconcile(prev: OCIRepository, o: OCIRepository): boolean {
   if (prev.metadata.generation !== o.metadata.generation) return true;
@@ -226,4 +279,3 @@ export function needsReconcile(prev: OCIRepository, o: OCIRepository): boolean {
   const b = o.metadata.annotations?.[ReconcileRequestAnnotation];
   return a !== b;
 }
-

@@ -1,12 +1,17 @@
 // Prometheus metrics and health endpoints, via prom-client (the standard Node exporter).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueMetrics } from './queue.ts';
+
+const QueueName = 'ocirepository';
 
 export class Metrics {
   readonly registry = new Registry();
   readonly reconcileDuration: Histogram<'kind' | 'namespace' | 'name'>;
-  readonly queueDepth: Gauge;
+  readonly reconcileTotal: Counter<'controller' | 'result'>;
+  /** controller-runtime's workqueue metrics, with the same names and `name` label. */
+  readonly queue: QueueMetrics;
   ready = false;
 
   constructor() {
@@ -18,7 +23,27 @@ export class Metrics {
       buckets: [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1800],
       registers: [this.registry],
     });
-    this.queueDepth = new Gauge({ name: 'ocisource_workqueue_depth', help: 'Objects waiting to be reconciled.', registers: [this.registry] });
+    this.reconcileTotal = new Counter({ name: 'controller_runtime_reconcile_total', help: 'Reconciles by result (success, error, requeue_after).', labelNames: ['controller', 'result'], registers: [this.registry] });
+    const r = [this.registry];
+    const labelNames = ['name'] as const;
+    const buckets = [0.001, 0.01, 0.1, 1, 10, 100, 1000];
+    const adds = new Counter({ name: 'workqueue_adds_total', help: 'Adds handled by the work queue.', labelNames, registers: r });
+    const depth = new Gauge({ name: 'workqueue_depth', help: 'Current depth of the work queue.', labelNames, registers: r });
+    const queued = new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'Seconds an item stays in the work queue before being requested.', labelNames, buckets, registers: r });
+    const worked = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'Seconds processing an item from the work queue takes.', labelNames, buckets, registers: r });
+    const retries = new Counter({ name: 'workqueue_retries_total', help: 'Retries handled by the work queue.', labelNames, registers: r });
+    const l = { name: QueueName };
+    this.queue = {
+      added: () => adds.inc(l),
+      depth: (n) => depth.set(l, n),
+      queued: (s) => queued.observe(l, s),
+      worked: (s) => worked.observe(l, s),
+      retried: () => retries.inc(l),
+    };
+  }
+
+  countReconcile(result: 'success' | 'error' | 'requeue_after'): void {
+    this.reconcileTotal.inc({ controller: QueueName, result });
   }
 
   observeReconcile(namespace: string, name: string, seconds: number): void {

@@ -1,130 +1,191 @@
-// A work queue keyed by object: deduplicates, never runs one key twice at once (a key added
-// while in flight runs again afterwards), applies per-key exponential backoff on failure and
-// delayed re-adds for interval requeues.
+// The work queue, shaped like client-go's util/workqueue: the queue only orders keys (dedupe,
+// one holder per key, delayed adds); backoff comes from a separate rate limiter; time from an
+// injected clock; the worker loop that calls the reconciler lives in the manager.
 
-export interface QueueOptions {
-  workers: number;
-  minRetryMs: number;
-  maxRetryMs: number;
+/** Time source, injectable so tests can drive delays without sleeping. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
 }
 
-export type Outcome = { requeueAfterMs?: number } | { error: Error };
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
 
-export class WorkQueue {
-  #pending = new Set<string>();
-  #order: string[] = [];
-  #inFlight = new Set<string>();
-  #dirty = new Set<string>();
-  #timers = new Map<string, { at: number; t: NodeJS.Timeout }>();
+/** How long a key waits before its next retry; `forget` resets it after a success. */
+export interface RateLimiter {
+  when(key: string): number;
+  forget(key: string): void;
+  retries(key: string): number;
+}
+
+/** Per-key exponential backoff: base * 2^(n-1) for the n-th consecutive failure, capped. */
+export class ExponentialRateLimiter implements RateLimiter {
+  readonly baseMs: number;
+  readonly maxMs: number;
   #failures = new Map<string, number>();
-  #wake: (() => void)[] = [];
-  #stopped = false;
-  #workers: Promise<void>[] = [];
-  readonly opts: QueueOptions;
-  readonly process: (key: string) => Promise<Outcome>;
-
-  constructor(opts: QueueOptions, process: (key: string) => Promise<Outcome>) {
-    this.opts = opts;
-    this.process = process;
+  constructor(baseMs: number, maxMs: number) {
+    this.baseMs = baseMs;
+    this.maxMs = maxMs;
   }
-
-  start(): void {
-    for (let i = 0; i < this.opts.workers; i++) this.#workers.push(this.#worker());
+  when(key: string): number {
+    const n = (this.#failures.get(key) ?? 0) + 1;
+    this.#failures.set(key, n);
+    return Math.min(this.baseMs * 2 ** (n - 1), this.maxMs);
   }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    for (const { t } of this.#timers.values()) clearTimeout(t);
-    this.#timers.clear();
-    for (const w of this.#wake.splice(0)) w();
-    await Promise.all(this.#workers);
-  }
-
-  /** Adds a key now; cancels a pending delayed add (the work happens now instead). */
-  add(key: string): void {
-    if (this.#stopped) return;
-    const timer = this.#timers.get(key);
-    if (timer) {
-      clearTimeout(timer.t);
-      this.#timers.delete(key);
-    }
-    if (this.#inFlight.has(key)) {
-      this.#dirty.add(key);
-      return;
-    }
-    if (this.#pending.has(key)) return;
-    this.#pending.add(key);
-    this.#order.push(key);
-    this.#wake.shift()?.();
-  }
-
-  /** Adds a key after `ms`, keeping the earlier of two delayed adds. */
-  addAfter(key: string, ms: number): void {
-    if (this.#stopped) return;
-    if (ms <= 0) return this.add(key);
-    const at = Date.now() + ms;
-    const prev = this.#timers.get(key);
-    if (prev && prev.at <= at) return;
-    if (prev) clearTimeout(prev.t);
-    const t = setTimeout(() => {
-      this.#timers.delete(key);
-      this.add(key);
-    }, ms);
-    t.unref?.();
-    this.#timers.set(key, { at, t });
-  }
-
-  /** Drops a key's pending work and failure history (object deleted). */
   forget(key: string): void {
-    const timer = this.#timers.get(key);
-    if (timer) clearTimeout(timer.t);
-    this.#timers.delete(key);
     this.#failures.delete(key);
   }
+  retries(key: string): number {
+    return this.#failures.get(key) ?? 0;
+  }
+}
 
-  /** Backoff for the n-th consecutive failure: min * 2^(n-1), capped. */
-  backoff(failures: number): number {
-    return Math.min(this.opts.minRetryMs * 2 ** Math.max(0, failures - 1), this.opts.maxRetryMs);
+/** Hooks for the controller-runtime queue metrics. */
+export interface QueueMetrics {
+  added(): void;
+  depth(n: number): void;
+  /** Seconds a key waited between being added and being handed to a worker. */
+  queued(seconds: number): void;
+  /** Seconds a worker held a key. */
+  worked(seconds: number): void;
+  retried(): void;
+}
+
+export interface QueueOptions {
+  rateLimiter: RateLimiter;
+  clock?: Clock;
+  metrics?: QueueMetrics;
+}
+
+export class WorkQueue {
+  readonly #clock: Clock;
+  readonly #limiter: RateLimiter;
+  readonly #metrics: QueueMetrics | undefined;
+  #order: string[] = [];
+  /** Keys waiting to be processed, with the time they were added. */
+  #dirty = new Map<string, number>();
+  /** Keys held by a worker, with the time they were handed out. */
+  #processing = new Map<string, number>();
+  #delayed = new Map<string, { at: number; handle: unknown }>();
+  #getters: ((key: string | undefined) => void)[] = [];
+  #shuttingDown = false;
+
+  constructor(opts: QueueOptions) {
+    this.#clock = opts.clock ?? realClock;
+    this.#limiter = opts.rateLimiter;
+    this.#metrics = opts.metrics;
   }
 
+  /** Adds a key now. A key already waiting is not added twice; a key being processed is processed again after `done`. A delayed add of the key is cancelled: the work happens now. */
+  add(key: string): void {
+    if (this.#shuttingDown) return;
+    this.#cancelDelayed(key);
+    if (this.#dirty.has(key)) return;
+    this.#metrics?.added();
+    this.#dirty.set(key, this.#clock.now());
+    if (this.#processing.has(key)) return;
+    this.#push(key);
+  }
+
+  /** Adds a key after `ms`; of two delayed adds the earlier wins. */
+  addAfter(key: string, ms: number): void {
+    if (this.#shuttingDown) return;
+    if (ms <= 0) return this.add(key);
+    const at = this.#clock.now() + ms;
+    const prev = this.#delayed.get(key);
+    if (prev && prev.at <= at) return;
+    if (prev) this.#clock.clearTimeout(prev.handle);
+    const handle = this.#clock.setTimeout(() => {
+      this.#delayed.delete(key);
+      this.add(key);
+    }, ms);
+    this.#delayed.set(key, { at, handle });
+  }
+
+  /** Adds a key after the rate limiter's backoff (at least `minMs`, e.g. a registry's Retry-After). */
+  addRateLimited(key: string, minMs = 0): void {
+    this.#metrics?.retried();
+    this.addAfter(key, Math.max(this.#limiter.when(key), minMs));
+  }
+
+  /** Resets a key's backoff after a success. */
+  forget(key: string): void {
+    this.#limiter.forget(key);
+  }
+
+  /** Drops a key's delayed add and backoff (the object is gone). */
+  remove(key: string): void {
+    this.#cancelDelayed(key);
+    this.#limiter.forget(key);
+  }
+
+  /** Waits for the next key; undefined once the queue is shut down. The caller must call `done`. */
+  get(): Promise<string | undefined> {
+    if (this.#shuttingDown) return Promise.resolve(undefined);
+    const key = this.#order.shift();
+    if (key !== undefined) return Promise.resolve(this.#handOut(key));
+    return new Promise((resolve) => this.#getters.push(resolve));
+  }
+
+  /** Marks a key as no longer processed; if it was added meanwhile it is queued again. */
+  done(key: string): void {
+    const since = this.#processing.get(key);
+    if (since === undefined) return;
+    this.#processing.delete(key);
+    this.#metrics?.worked((this.#clock.now() - since) / 1000);
+    if (this.#dirty.has(key) && !this.#shuttingDown) this.#push(key);
+  }
+
+  /** Stops handing out keys; waiting `get` calls resolve with undefined. */
+  shutDown(): void {
+    this.#shuttingDown = true;
+    for (const { handle } of this.#delayed.values()) this.#clock.clearTimeout(handle);
+    this.#delayed.clear();
+    for (const g of this.#getters.splice(0)) g(undefined);
+  }
+
+  /** Keys waiting to be processed. */
   get length(): number {
-    return this.#pending.size;
+    return this.#order.length;
   }
 
-  async #next(): Promise<string | undefined> {
-    while (!this.#stopped) {
-      const key = this.#order.shift();
-      if (key !== undefined) {
-        this.#pending.delete(key);
-        return key;
-      }
-      await new Promise<void>((r) => this.#wake.push(r));
-    }
-    return undefined;
+  /** Keys with a delayed add pending (interval requeues and backoffs). */
+  get delayed(): number {
+    return this.#delayed.size;
   }
 
-  async #worker(): Promise<void> {
-    for (;;) {
-      const key = await this.#next();
-      if (key === undefined) return;
-      this.#inFlight.add(key);
-      let outcome: Outcome;
-      try {
-        outcome = await this.process(key);
-      } catch (err) {
-        outcome = { error: err as Error };
-      }
-      this.#inFlight.delete(key);
-      if ('error' in outcome) {
-        const n = (this.#failures.get(key) ?? 0) + 1;
-        this.#failures.set(key, n);
-        this.addAfter(key, this.backoff(n));
-      } else {
-        this.#failures.delete(key);
-        if (outcome.requeueAfterMs !== undefined) this.addAfter(key, outcome.requeueAfterMs);
-      }
-      if (this.#dirty.delete(key)) this.add(key);
+  #push(key: string): void {
+    const getter = this.#getters.shift();
+    if (getter) getter(this.#handOut(key));
+    else {
+      this.#order.push(key);
+      this.#metrics?.depth(this.#order.length);
     }
+  }
+
+  #handOut(key: string): string {
+    const added = this.#dirty.get(key) ?? this.#clock.now();
+    this.#dirty.delete(key);
+    const now = this.#clock.now();
+    this.#processing.set(key, now);
+    this.#metrics?.queued((now - added) / 1000);
+    this.#metrics?.depth(this.#order.length);
+    return key;
+  }
+
+  #cancelDelayed(key: string): void {
+    const d = this.#delayed.get(key);
+    if (!d) return;
+    this.#clock.clearTimeout(d.handle);
+    this.#delayed.delete(key);
   }
 }
 
@@ -147,4 +208,15 @@ export function parseDuration(s: string): number {
   }
   if (consumed !== s.length || s.length === 0) throw new Error(`invalid duration '${s}'`);
   return total;
+}
+
+/** Formats milliseconds as a Go duration, for messages ("5s", "1m30s", "750ms"). */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  let s = Math.round(ms / 1000);
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || (!h && !m) ? `${s}s` : ''}`;
 }

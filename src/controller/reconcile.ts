@@ -1,19 +1,24 @@
-// One reconcile of one OCIRepository: (object, world) → (status, outcome, events).
-// Steps in order, each owning its condition: storage check → source (credentials, resolve) →
-// verify (SourceVerified) → artifact (pull by digest, store) → Ready summary. The function never
-// sleeps or retries; the queue applies interval, jitter and backoff to the outcome it returns.
+// One reconcile of one OCIRepository: (object, dependencies) → (status, outcome).
+// Steps of one shape run in order, each owning its condition: storage (the recorded artifact is
+// intact) → source (credentials, resolve the ref to a digest) → verify (SourceVerified) →
+// artifact (pull by digest, store). Whatever a step throws — timeouts, aborts, budget hits,
+// errors nobody anticipated — becomes that step's condition with a reason from our vocabulary.
+// Ready is computed once, at the end. The function never throws, sleeps or retries: the manager
+// writes the status once and the queue applies interval, jitter and backoff to the outcome.
 import type { Logger } from 'pino';
-import { ConditionType as CT, Reason, findCondition, removeCondition, rfc3339, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
+import { ConditionType as CT, Reason, findCondition, rfc3339, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
+import { LimitError } from '../api/limits.ts';
 import { ReconcileRequestAnnotation, type Condition, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
-import { RegistryClient } from '../oci/client.ts';
+import type { ClientOptions } from '../oci/client.ts';
 import { RegistryError } from '../oci/errors.ts';
-import { InvalidURLError, parseRepositoryURL } from '../oci/reference.ts';
+import type { RegistrySession } from '../oci/reader.ts';
+import { InvalidURLError, parseRepositoryURL, type RepositoryRef } from '../oci/reference.ts';
 import { ResolveError, resolveRef, type Resolved } from '../oci/resolve.ts';
 import { BuildError, buildArtifact } from '../storage/build.ts';
 import { StorageError, type Storage } from '../storage/store.ts';
 import { VerifyConfigError, type Provider, type ProviderName } from '../verify/types.ts';
-import { jitter, parseDuration, type Outcome } from './queue.ts';
-import { AuthConfigError, clientOptions, type SecretGetter } from './secrets.ts';
+import { formatDuration, jitter, parseDuration } from './queue.ts';
+import { AuthConfigError, clientOptions, type KubeReader } from './secrets.ts';
 import { providerLabel, runVerification, type VerifyCache } from './verification.ts';
 
 export interface ReconcileOptions {
@@ -25,247 +30,278 @@ export interface ReconcileOptions {
   tagPageSize?: number;
 }
 
-export interface World extends SecretGetter {
+/** What a reconcile reads and writes besides the object itself. */
+export interface ReconcileDeps {
   storage: Storage;
+  kube: KubeReader;
+  /** A registry session with the object's client options (the manager's transport backs it). */
+  connect(ref: RepositoryRef, options: ClientOptions): RegistrySession;
   providers: Record<ProviderName, Provider>;
   verifyCache: VerifyCache;
   options: ReconcileOptions;
   log: Logger;
   now(): Date;
+  /** Cancels the reconcile (shutdown, leadership lost); a cancelled reconcile writes nothing. */
+  signal?: AbortSignal;
 }
 
-export interface KubeEvent {
-  type: 'Normal' | 'Warning';
-  reason: string;
-  message: string;
-  annotations?: Record<string, string>;
-}
+export type Outcome = { requeueAfterMs?: number } | { error: Error };
 
 export interface ReconcileResult {
   status: OCIRepositoryStatus;
   outcome: Outcome;
-  events: KubeEvent[];
+  /** The reconcile was cancelled: its status must not be written. */
+  cancelled: boolean;
 }
 
-/** A failure of one step: which condition it sets, with which reason. */
-class StepFailure extends Error {
-  readonly type: string;
+type FailureCondition = typeof CT.FetchFailed | typeof CT.StorageOperationFailed | typeof CT.SourceVerified;
+
+/** How a step failed: the condition it sets, a reason from our vocabulary, a message for people. */
+export class StepFailure extends Error {
+  readonly condition: FailureCondition;
   readonly reason: string;
-  constructor(type: string, reason: string, message: string) {
-    super(message);
-    this.type = type;
+  constructor(condition: FailureCondition, reason: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StepFailure';
+    this.condition = condition;
     this.reason = reason;
   }
 }
 
-export async function reconcile(obj: OCIRepository, w: World): Promise<ReconcileResult> {
-  const r = new Run(obj, w);
-  return r.run();
+type StepName = 'storage' | 'source' | 'verify' | 'artifact';
+
+export async function reconcile(obj: OCIRepository, deps: ReconcileDeps): Promise<ReconcileResult> {
+  return new Run(obj, deps).run();
 }
 
 class Run {
   readonly obj: OCIRepository;
-  readonly w: World;
+  readonly deps: ReconcileDeps;
   readonly gen: number | undefined;
-  status: OCIRepositoryStatus;
+  readonly status: OCIRepositoryStatus;
+  readonly prevConds: readonly Condition[];
   conds: Condition[];
-  events: KubeEvent[] = [];
-  readonly prevConds: Condition[];
+  step: StepName = 'storage';
+  progress = 'reconciliation in progress';
+  timeoutMs = 60_000;
+  intervalMs = 0;
+  deadline: AbortSignal | undefined;
+  ref: RepositoryRef | undefined;
+  session: RegistrySession | undefined;
+  resolved: Resolved | undefined;
 
-  constructor(obj: OCIRepository, w: World) {
+  constructor(obj: OCIRepository, deps: ReconcileDeps) {
     this.obj = obj;
-    this.w = w;
+    this.deps = deps;
     this.gen = obj.metadata.generation;
     this.status = structuredClone(obj.status ?? {});
     this.prevConds = this.status.conditions ?? [];
     this.conds = [...this.prevConds];
   }
 
+  get log(): Logger {
+    return this.deps.log;
+  }
+
+  /** Sets a condition; lastTransitionTime is kept from the previous status when the status is unchanged. */
   set(type: string, status: Condition['status'], reason: string, message: string): void {
-    this.conds = setCondition(this.conds, type, status, reason, message, this.gen, this.w.now());
+    const prev = findCondition(this.prevConds, type);
+    const base = prev && !findCondition(this.conds, type) ? [...this.conds, prev] : this.conds;
+    this.conds = setCondition(base, type, status, reason, message, this.gen, this.deps.now());
   }
   del(...types: string[]): void {
-    for (const t of types) this.conds = removeCondition(this.conds, t);
+    this.conds = this.conds.filter((c) => !types.includes(c.type));
   }
-
-  finish(outcome: Outcome, observed: boolean): ReconcileResult {
-    this.conds = summarizeReady(this.conds, this.gen, this.w.now());
-    this.status.conditions = sortConditions(this.conds);
-    if (observed && this.gen !== undefined) this.status.observedGeneration = this.gen;
-    return { status: this.status, outcome, events: this.events };
-  }
-
-  /** Records a step failure; emits a Warning event only when the message is new. */
-  fail(f: StepFailure): ReconcileResult {
-    const prev = findCondition(this.prevConds, f.type);
-    this.set(f.type, f.type === CT.SourceVerified ? 'False' : 'True', f.reason, f.message);
-    this.set(CT.Reconciling, 'True', Reason.ProgressingWithRetry, this.progressMessage ?? 'reconciliation in progress');
-    if (!prev || prev.message !== f.message || prev.reason !== f.reason) this.events.push({ type: 'Warning', reason: f.reason, message: f.message });
-    this.w.log.info({ reason: f.reason, condition: f.type }, f.message);
-    return this.finish({ error: f }, false);
-  }
-
-  progressMessage: string | undefined;
-  client: RegistryClient | undefined;
 
   async run(): Promise<ReconcileResult> {
-    const { obj, w } = this;
-    const spec = obj.spec;
-    const requested = obj.metadata.annotations?.[ReconcileRequestAnnotation];
+    const spec = this.obj.spec;
+    const requested = this.obj.metadata.annotations?.[ReconcileRequestAnnotation];
     if (requested) this.status.lastHandledReconcileAt = requested;
-    // A False SourceVerified is re-decided by this run; a True one stands until re-verified.
+    if (this.status.observedGeneration !== this.gen) this.progress = `processing object: new generation ${this.status.observedGeneration ?? 0} -> ${this.gen}`;
+    // This run decides the failure conditions afresh; a False SourceVerified is re-decided too,
+    // while a True one describes the stored artifact until a new revision is verified.
+    this.del(CT.FetchFailed, CT.StorageOperationFailed);
     if (!spec.verify || findCondition(this.conds, CT.SourceVerified)?.status === 'False') this.del(CT.SourceVerified);
-    if (this.status.observedGeneration !== this.gen) this.progressMessage = `processing object: new generation ${this.status.observedGeneration ?? 0} -> ${this.gen}`;
 
     // Spec problems a retry cannot fix: Stalled, no requeue until the spec changes.
-    let ref;
-    let intervalMs: number;
-    let timeoutMs: number;
     try {
-      intervalMs = parseDuration(spec.interval);
-      timeoutMs = parseDuration(spec.timeout ?? '60s');
+      this.intervalMs = parseDuration(spec.interval);
+      this.timeoutMs = parseDuration(spec.timeout ?? '60s');
     } catch (err) {
-      return this.stall(Reason.InvalidSpec, (err as Error).message);
+      return this.stalled(Reason.InvalidSpec, (err as Error).message);
     }
     try {
-      ref = parseRepositoryURL(spec.url);
+      this.ref = parseRepositoryURL(spec.url);
     } catch (err) {
-      if (err instanceof InvalidURLError) return this.stall(Reason.URLInvalid, err.message);
-      throw err;
+      if (err instanceof InvalidURLError) return this.stalled(Reason.URLInvalid, err.message);
+      return this.failed(this.classify(err));
     }
     this.del(CT.Stalled);
 
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    this.deadline = this.deps.signal ? AbortSignal.any([this.deps.signal, timeout]) : timeout;
+    const steps: [StepName, () => Promise<void>][] = [
+      ['storage', () => this.reconcileStorage()],
+      ['source', () => this.reconcileSource()],
+      ['verify', () => this.reconcileVerification()],
+      ['artifact', () => this.reconcileArtifact()],
+    ];
     try {
-      await this.checkStorage();
-      const signal = AbortSignal.timeout(timeoutMs);
-      let options;
-      try {
-        options = await clientOptions(obj, ref.registry, w);
-      } catch (err) {
-        if (err instanceof AuthConfigError) throw new StepFailure(CT.FetchFailed, Reason.AuthenticationFailed, err.message);
-        throw err;
+      for (const [name, fn] of steps) {
+        this.step = name;
+        await fn();
       }
-      const client = new RegistryClient(ref, { ...options, signal, userAgent: w.options.userAgent, ...(w.options.tagPageSize ? { tagPageSize: w.options.tagPageSize } : {}) });
-      this.client = client;
-      const resolved = await this.resolve(client);
-      if (spec.verify) await this.verify(client, resolved, signal);
-      await this.storeArtifact(client, resolved);
     } catch (err) {
-      if (err instanceof StepFailure) return this.fail(err);
-      if (err instanceof StorageError) return this.fail(new StepFailure(CT.StorageOperationFailed, err.reason, err.message));
-      throw err;
+      if (this.deps.signal?.aborted) return { status: this.status, outcome: {}, cancelled: true };
+      return this.failed(this.classify(err));
     }
-
-    this.del(CT.FetchFailed, CT.StorageOperationFailed, CT.Reconciling, CT.ArtifactOutdated);
-    const result = this.finish({ requeueAfterMs: jitter(intervalMs, w.options.jitterPercent) }, true);
-    // The registry request count is how we check that an unchanged artifact costs one HEAD.
-    w.log.info({ revision: this.status.artifact?.revision, registryRequests: this.client?.requests }, 'reconciled');
-    const recovered = this.prevConds.some((c) => (c.type === CT.FetchFailed || c.type === CT.StorageOperationFailed) && c.status === 'True');
-    if (recovered && this.status.artifact && !this.events.some((e) => e.reason === 'NewArtifact')) {
-      this.events.push({ type: 'Normal', reason: Reason.Succeeded, message: `stored artifact with revision '${this.status.artifact.revision}' from '${spec.url}'` });
-    }
-    return result;
+    return this.succeeded();
   }
 
-  stall(reason: string, message: string): ReconcileResult {
+  /** Ready is computed here, from the other conditions, and nowhere else. */
+  summarize(outcome: Outcome, observed: boolean): ReconcileResult {
+    this.conds = summarizeReady(this.conds, this.gen, this.deps.now());
+    this.status.conditions = sortConditions(this.conds);
+    if (observed && this.gen !== undefined) this.status.observedGeneration = this.gen;
+    return { status: this.status, outcome, cancelled: false };
+  }
+
+  succeeded(): ReconcileResult {
+    this.del(CT.Reconciling, CT.ArtifactOutdated);
+    // The registry request count is how tests check that an unchanged artifact costs one HEAD.
+    this.log.info({ revision: this.status.artifact?.revision, registryRequests: this.session?.requests }, 'reconciled');
+    return this.summarize({ requeueAfterMs: jitter(this.intervalMs, this.deps.options.jitterPercent) }, true);
+  }
+
+  failed(f: StepFailure): ReconcileResult {
+    this.set(f.condition, f.condition === CT.SourceVerified ? 'False' : 'True', f.reason, f.message);
+    this.set(CT.Reconciling, 'True', Reason.ProgressingWithRetry, this.progress);
+    this.log.info({ step: this.step, reason: f.reason, condition: f.condition }, f.message);
+    return this.summarize({ error: f }, false);
+  }
+
+  stalled(reason: string, message: string): ReconcileResult {
     this.set(CT.Stalled, 'True', reason, message);
     this.del(CT.Reconciling);
-    const prev = findCondition(this.prevConds, CT.Stalled);
-    if (prev?.message !== message) this.events.push({ type: 'Warning', reason, message });
-    return this.finish({}, true);
+    return this.summarize({}, true);
+  }
+
+  /** Maps anything a step threw to that step's condition; unanticipated errors are logged as bugs. */
+  classify(err: unknown): StepFailure {
+    if (err instanceof StepFailure) return err;
+    const e = err instanceof Error ? err : new Error(String(err));
+    const spec = this.obj.spec;
+    const where = this.ref ? `${this.ref.registry}/${this.ref.repository}` : spec.url;
+    const digest = this.resolved?.descriptor.digest;
+    const semver = !!spec.ref?.semver && !spec.ref.digest;
+    const timedOut = !!this.deadline?.aborted && !this.deps.signal?.aborted;
+    const within = `did not finish within spec.timeout ${formatDuration(this.timeoutMs)}`;
+    const anticipated = e instanceof RegistryError || e instanceof LimitError || e instanceof StorageError || e instanceof BuildError || e instanceof ResolveError || e instanceof AuthConfigError || e instanceof VerifyConfigError;
+    if (!timedOut && !anticipated) this.log.error({ step: this.step, err: e.stack ?? e.message }, 'unexpected error in reconcile step');
+    switch (this.step) {
+      case 'storage':
+        return new StepFailure(CT.StorageOperationFailed, e instanceof StorageError ? e.reason : Reason.StatOperationFailed, `failed to check the stored artifact: ${e.message}`, { cause: e });
+      case 'source': {
+        const reason = e instanceof AuthConfigError || (e instanceof RegistryError && e.isAuth) ? Reason.AuthenticationFailed : semver ? Reason.ReadOperationFailed : Reason.OCIArtifactPullFailed;
+        if (timedOut) return new StepFailure(CT.FetchFailed, reason, `resolving ${refDescription(spec.ref)} in ${where} ${within}`, { cause: e });
+        if (e instanceof AuthConfigError) return new StepFailure(CT.FetchFailed, reason, e.message, { cause: e });
+        const prefix = semver ? 'failed to determine the artifact tag' : 'failed to determine artifact digest';
+        return new StepFailure(CT.FetchFailed, reason, `${prefix} for '${spec.url}': ${e.message}`, { cause: e });
+      }
+      case 'verify': {
+        const msg = timedOut ? `signature discovery and verification for ${where}@${digest} ${within}` : e instanceof RegistryError ? `cannot read signatures from ${where}: ${e.message}` : e.message;
+        return new StepFailure(CT.SourceVerified, Reason.VerificationError, `failed to verify the signature using provider '${providerLabel(this.obj)}': ${msg}`, { cause: e });
+      }
+      case 'artifact': {
+        if (timedOut) return new StepFailure(CT.FetchFailed, Reason.OCIArtifactPullFailed, `pulling ${where}@${digest} ${within}`, { cause: e });
+        if (e instanceof StorageError) return new StepFailure(CT.StorageOperationFailed, e.reason, e.message, { cause: e });
+        if (e instanceof BuildError) {
+          if (e.stage === 'pull') return new StepFailure(CT.FetchFailed, e.cause instanceof RegistryError && e.cause.isAuth ? Reason.AuthenticationFailed : Reason.OCIArtifactPullFailed, e.message, { cause: e });
+          if (e.stage === 'layer') return new StepFailure(CT.FetchFailed, Reason.OCIArtifactLayerOperationFailed, e.message, { cause: e });
+          return new StepFailure(CT.StorageOperationFailed, Reason.ArchiveOperationFailed, e.message, { cause: e });
+        }
+        if (e instanceof LimitError) return new StepFailure(CT.FetchFailed, Reason.OCIArtifactLayerOperationFailed, e.message, { cause: e });
+        return new StepFailure(CT.FetchFailed, Reason.OCIArtifactPullFailed, `failed to pull ${where}@${digest}: ${e.message}`, { cause: e });
+      }
+    }
   }
 
   /** The recorded artifact must exist with its digest; otherwise forget it and rebuild. */
-  async checkStorage(): Promise<void> {
-    const { storage } = this.w;
+  async reconcileStorage(): Promise<void> {
+    const { storage } = this.deps;
     const a = this.status.artifact;
     const ns = this.obj.metadata.namespace;
     const name = this.obj.metadata.name;
-    storage.objectDir(ns, name); // validates the names before any path is built from them
+    const dir = storage.objectDir(ns, name); // validates the names before any path is built from them
     if (a) {
       if (!(await storage.intact(a.path, a.digest))) {
-        this.events.push({ type: 'Warning', reason: 'ArtifactVerificationFailed', message: `stored artifact ${a.path} is missing or does not match digest ${a.digest}; rebuilding` });
+        this.log.warn({ path: a.path, digest: a.digest }, 'stored artifact is missing or does not match its digest; rebuilding');
         delete this.status.artifact;
         delete this.status.url;
         this.del(CT.ArtifactInStorage);
-        this.progressMessage = 'building artifact: disappeared from storage';
+        this.progress = 'building artifact: disappeared from storage';
       } else {
         a.url = storage.url(a.path);
-        this.status.url = storage.url(`${storage.objectDir(ns, name)}/latest.tar.gz`);
+        this.status.url = storage.url(`${dir}/latest.tar.gz`);
       }
     }
     await storage.garbageCollect(ns, name, this.status.artifact?.path).catch(() => []);
   }
 
-  async resolve(client: RegistryClient): Promise<Resolved> {
-    const spec = this.obj.spec;
-    try {
-      return await resolveRef(client, spec.ref, spec.layerSelector?.mediaType);
-    } catch (err) {
-      if (err instanceof ResolveError) {
-        const reason = spec.ref?.semver && !spec.ref.digest ? Reason.ReadOperationFailed : Reason.OCIArtifactPullFailed;
-        const prefix = reason === Reason.ReadOperationFailed ? 'failed to determine the artifact tag' : 'failed to determine artifact digest';
-        throw new StepFailure(CT.FetchFailed, reason, `${prefix}: ${err.message}`);
-      }
-      if (err instanceof RegistryError) {
-        const reason = err.isAuth ? Reason.AuthenticationFailed : Reason.OCIArtifactPullFailed;
-        throw new StepFailure(CT.FetchFailed, reason, `failed to determine artifact digest for '${spec.url}': ${err.message}`);
-      }
-      throw err;
+  async reconcileSource(): Promise<void> {
+    const { obj, deps } = this;
+    const spec = obj.spec;
+    const ref = this.ref!;
+    const options = await clientOptions(obj, ref.registry, deps.kube);
+    this.session = deps.connect(ref, {
+      ...options,
+      signal: this.deadline!,
+      userAgent: deps.options.userAgent,
+      ...(deps.options.tagPageSize ? { tagPageSize: deps.options.tagPageSize } : {}),
+    });
+    this.resolved = await resolveRef(this.session, spec.ref, spec.layerSelector?.mediaType);
+    const st = this.status;
+    if (st.artifact && st.artifact.revision !== this.resolved.revision) {
+      const msg = `new revision '${this.resolved.revision}' for '${spec.url}'`;
+      this.set(CT.ArtifactOutdated, 'True', Reason.NewRevision, msg);
+      this.progress = `building artifact: ${msg}`;
     }
   }
 
-  async verify(client: RegistryClient, resolved: Resolved, signal: AbortSignal): Promise<void> {
-    const { obj, w } = this;
-    const label = providerLabel(obj);
-    const failMsg = (m: string) => `failed to verify the signature using provider '${label}': ${m}`;
-    let step;
-    try {
-      step = await runVerification({
-        obj,
-        getter: w,
-        providers: w.providers,
-        cache: w.verifyCache,
-        client,
-        descriptor: resolved.descriptor,
-        ...(resolved.tag ? { tag: resolved.tag } : {}),
-        maxSignatures: w.options.maxSignatures,
-        signal,
-        log: w.log,
-      });
-    } catch (err) {
-      if (err instanceof VerifyConfigError) throw new StepFailure(CT.SourceVerified, Reason.VerificationError, failMsg(err.message));
-      if (err instanceof RegistryError) {
-        throw new StepFailure(CT.SourceVerified, Reason.VerificationError, failMsg(`cannot read signatures from ${client.registry}/${client.repository}: ${err.message}`));
-      }
-      throw err;
-    }
+  async reconcileVerification(): Promise<void> {
+    const { obj, deps } = this;
+    if (!obj.spec.verify) return;
+    const resolved = this.resolved!;
+    const step = await runVerification({
+      obj,
+      getter: deps.kube,
+      providers: deps.providers,
+      cache: deps.verifyCache,
+      client: this.session!,
+      descriptor: resolved.descriptor,
+      ...(resolved.tag ? { tag: resolved.tag } : {}),
+      maxSignatures: deps.options.maxSignatures,
+      signal: this.deadline!,
+      log: this.log,
+    });
     const { outcome, prepared } = step;
-    if (prepared?.notes.length && !step.cached) w.log.info({ notes: prepared.notes }, 'verification configuration notes');
+    if (prepared?.notes.length && !step.cached) this.log.info({ notes: prepared.notes }, 'verification configuration notes');
     const notes = prepared?.notes.length ? ` (${prepared.notes.join('; ')})` : '';
     const warnings = outcome.warnings.length ? `; warnings: ${outcome.warnings.join('; ')}` : '';
-    if (outcome.status === 'failed') throw new StepFailure(CT.SourceVerified, Reason.VerificationError, failMsg(outcome.message));
-    const prev = findCondition(this.prevConds, CT.SourceVerified);
+    if (outcome.status === 'failed') throw new StepFailure(CT.SourceVerified, Reason.VerificationError, `failed to verify the signature using provider '${providerLabel(obj)}': ${outcome.message}`);
     if (outcome.status === 'skipped') {
       this.set(CT.SourceVerified, 'Unknown', Reason.VerificationSkipped, `verification of revision ${resolved.revision} skipped: ${outcome.message}`);
-      return;
-    }
-    if (outcome.details.authenticityEstablished === false) {
-      const msg = `signature of revision ${resolved.revision} is not authenticated; stored because the trust policy only audits: ${outcome.message}${warnings}`;
-      this.set(CT.SourceVerified, 'Unknown', Reason.VerificationAudited, msg);
-      if (!step.cached && prev?.message !== msg) this.events.push({ type: 'Warning', reason: Reason.VerificationAudited, message: msg });
-      return;
-    }
-    const message = `verified signature of revision ${resolved.revision}: ${outcome.message}${notes}${warnings}`;
-    this.set(CT.SourceVerified, 'True', Reason.Succeeded, message);
-    if (!step.cached && outcome.warnings.length && prev?.message !== message) {
-      this.events.push({ type: 'Warning', reason: 'VerificationWarning', message: `signature of revision ${resolved.revision} passed with logged failures: ${outcome.warnings.join('; ')}` });
+    } else if (outcome.details.authenticityEstablished === false) {
+      this.set(CT.SourceVerified, 'Unknown', Reason.VerificationAudited, `signature of revision ${resolved.revision} is not authenticated; stored because the trust policy only audits: ${outcome.message}${warnings}`);
+    } else {
+      this.set(CT.SourceVerified, 'True', Reason.Succeeded, `verified signature of revision ${resolved.revision}: ${outcome.message}${notes}${warnings}`);
     }
   }
 
-  async storeArtifact(client: RegistryClient, resolved: Resolved): Promise<void> {
-    const { obj, w } = this;
+  async reconcileArtifact(): Promise<void> {
+    const { obj, deps } = this;
     const spec = obj.spec;
+    const resolved = this.resolved!;
     const ns = obj.metadata.namespace;
     const name = obj.metadata.name;
     const st = this.status;
@@ -275,53 +311,41 @@ class Run {
       this.set(CT.ArtifactInStorage, 'True', Reason.Succeeded, `stored artifact for digest '${resolved.revision}'`);
       return;
     }
-    const msg = `new revision '${resolved.revision}' for '${spec.url}'`;
-    if (st.artifact) this.set(CT.ArtifactOutdated, 'True', Reason.NewRevision, msg);
-    this.progressMessage = `building artifact: ${msg}`;
-    const target = w.storage.artifactPath(ns, name, resolved.descriptor.digest);
-    let built;
-    try {
-      built = await buildArtifact({ client, manifestDigest: resolved.descriptor.digest, ...(spec.layerSelector ? { layerSelector: spec.layerSelector } : {}), ...(spec.ignore !== undefined ? { ignore: spec.ignore } : {}), storage: w.storage, target, maxBytes: w.options.artifactMaxSize });
-    } catch (err) {
-      if (err instanceof BuildError) {
-        if (err.stage === 'pull') {
-          const auth = err.cause instanceof RegistryError && err.cause.isAuth;
-          throw new StepFailure(CT.FetchFailed, auth ? Reason.AuthenticationFailed : Reason.OCIArtifactPullFailed, err.message);
-        }
-        if (err.stage === 'layer') throw new StepFailure(CT.FetchFailed, Reason.OCIArtifactLayerOperationFailed, err.message);
-        throw new StepFailure(CT.StorageOperationFailed, Reason.ArchiveOperationFailed, err.message);
-      }
-      throw err;
-    }
-    const latest = await w.storage.setLatest(target).catch(() => undefined);
-    const prevDigest = st.artifact?.digest;
+    if (!findCondition(this.conds, CT.ArtifactOutdated)) this.progress = `building artifact: new revision '${resolved.revision}' for '${spec.url}'`;
+    const target = deps.storage.artifactPath(ns, name, resolved.descriptor.digest);
+    const built = await buildArtifact({
+      client: this.session!,
+      manifestDigest: resolved.descriptor.digest,
+      ...(spec.layerSelector ? { layerSelector: spec.layerSelector } : {}),
+      ...(spec.ignore !== undefined ? { ignore: spec.ignore } : {}),
+      storage: deps.storage,
+      target,
+      maxBytes: deps.options.artifactMaxSize,
+    });
+    const latest = await deps.storage.setLatest(target).catch(() => undefined);
     st.artifact = {
       path: target,
-      url: w.storage.url(target),
+      url: deps.storage.url(target),
       revision: resolved.revision,
       digest: built.file.digest,
-      lastUpdateTime: rfc3339(w.now()),
+      lastUpdateTime: rfc3339(deps.now()),
       size: built.file.size,
       ...(built.manifest.annotations && Object.keys(built.manifest.annotations).length ? { metadata: built.manifest.annotations } : {}),
     };
-    if (latest) st.url = w.storage.url(latest);
+    if (latest) st.url = deps.storage.url(latest);
     if (spec.ignore !== undefined) st.observedIgnore = spec.ignore;
     else delete st.observedIgnore;
     if (spec.layerSelector) st.observedLayerSelector = spec.layerSelector;
     else delete st.observedLayerSelector;
     this.del(CT.ArtifactOutdated);
     this.set(CT.ArtifactInStorage, 'True', Reason.Succeeded, `stored artifact for digest '${resolved.revision}'`);
-    if (prevDigest !== built.file.digest) {
-      const a = built.manifest.annotations ?? {};
-      const origin = a['org.opencontainers.image.source'] && a['org.opencontainers.image.revision'] ? `, origin source '${a['org.opencontainers.image.source']}', origin revision '${a['org.opencontainers.image.revision']}'` : '';
-      this.events.push({
-        type: 'Normal',
-        reason: 'NewArtifact',
-        message: `stored artifact with revision '${resolved.revision}' from '${spec.url}'${origin}`,
-        annotations: { 'source.ocisource.dev/revision': resolved.revision, 'source.ocisource.dev/digest': built.file.digest },
-      });
-    }
-    if (built.droppedLinks?.length) w.log.info({ links: built.droppedLinks.slice(0, 20), count: built.droppedLinks.length }, 'symbolic and hard links inside the artifact were dropped; the stored archive holds regular files only');
-    await w.storage.garbageCollect(ns, name, target).catch(() => []);
+    if (built.droppedLinks?.length) this.log.info({ links: built.droppedLinks.slice(0, 20), count: built.droppedLinks.length }, 'symbolic and hard links inside the artifact were dropped; the stored archive holds regular files only');
+    await deps.storage.garbageCollect(ns, name, target).catch(() => []);
   }
+}
+
+function refDescription(ref: OCIRepository['spec']['ref']): string {
+  if (ref?.digest) return `digest '${ref.digest}'`;
+  if (ref?.semver) return `semver '${ref.semver}'`;
+  return `tag '${ref?.tag ?? 'latest'}'`;
 }

@@ -12,9 +12,58 @@ export interface Secret {
   data?: Record<string, string>;
 }
 
-export interface SecretGetter {
+export interface ServiceAccount {
+  metadata: { name: string; namespace?: string; resourceVersion?: string; annotations?: Record<string, string> };
+  imagePullSecrets?: { name: string }[];
+}
+
+/** The objects of the object's namespace a reconcile reads: Secrets and ServiceAccounts. */
+export interface KubeReader {
   getSecret(namespace: string, name: string): Promise<Secret | null>;
-  getServiceAccount(namespace: string, name: string): Promise<{ imagePullSecrets?: { name: string }[] } | null>;
+  getServiceAccount(namespace: string, name: string): Promise<ServiceAccount | null>;
+}
+
+/**
+ * Secret contents, held only for Secrets an object references and only while the metadata watch
+ * reports the same resourceVersion, so a steady-state reconcile reads nothing from the apiserver
+ * and a rotated Secret is read again on its next use.
+ */
+export class SecretCache {
+  #entries = new Map<string, Secret>();
+  readonly #fetch: (namespace: string, name: string) => Promise<Secret | null>;
+  readonly #watchedVersion: (namespace: string, name: string) => string | undefined;
+  hits = 0;
+  misses = 0;
+
+  /** `watchedVersion` answers the resourceVersion the metadata watch last saw, undefined if none. */
+  constructor(fetch: (namespace: string, name: string) => Promise<Secret | null>, watchedVersion: (namespace: string, name: string) => string | undefined) {
+    this.#fetch = fetch;
+    this.#watchedVersion = watchedVersion;
+  }
+
+  async get(namespace: string, name: string): Promise<Secret | null> {
+    const key = `${namespace}/${name}`;
+    const watched = this.#watchedVersion(namespace, name);
+    const held = this.#entries.get(key);
+    if (held && watched !== undefined && held.metadata.resourceVersion === watched) {
+      this.hits++;
+      return held;
+    }
+    this.misses++;
+    const fresh = await this.#fetch(namespace, name);
+    if (fresh) this.#entries.set(key, fresh);
+    else this.#entries.delete(key);
+    return fresh;
+  }
+
+  /** Drops a Secret's contents (it changed or was deleted). */
+  invalidate(namespace: string, name: string): void {
+    this.#entries.delete(`${namespace}/${name}`);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
 }
 
 /** Credentials/TLS/proxy problem: FetchFailed with reason AuthenticationFailed. */
@@ -31,8 +80,8 @@ export function secretData(s: Secret): Record<string, Buffer> {
   return out;
 }
 
-async function mustGet(getter: SecretGetter, ns: string, name: string, what: string): Promise<Secret> {
-  const s = await getter.getSecret(ns, name);
+async function mustGet(reader: KubeReader, ns: string, name: string, what: string): Promise<Secret> {
+  const s = await reader.getSecret(ns, name);
   if (!s) throw new AuthConfigError(`${what} secret '${ns}/${name}' not found`);
   return s;
 }
@@ -45,20 +94,20 @@ function dockerConfigOf(s: Secret, ns: string): Buffer {
 }
 
 /** Registry client options for an object: credentials, TLS, proxy and insecure, from its Secrets. */
-export async function clientOptions(obj: OCIRepository, registry: string, getter: SecretGetter): Promise<ClientOptions> {
+export async function clientOptions(obj: OCIRepository, registry: string, reader: KubeReader): Promise<ClientOptions> {
   const ns = obj.metadata.namespace;
   const spec = obj.spec;
   let credentials: Credentials | undefined;
   try {
     if (spec.secretRef) {
-      const s = await mustGet(getter, ns, spec.secretRef.name, 'auth');
+      const s = await mustGet(reader, ns, spec.secretRef.name, 'auth');
       credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${spec.secretRef.name}'`);
     }
     if (!credentials && spec.serviceAccountName) {
-      const sa = await getter.getServiceAccount(ns, spec.serviceAccountName);
+      const sa = await reader.getServiceAccount(ns, spec.serviceAccountName);
       if (!sa) throw new AuthConfigError(`service account '${ns}/${spec.serviceAccountName}' not found`);
       for (const ref of sa.imagePullSecrets ?? []) {
-        const s = await getter.getSecret(ns, ref.name);
+        const s = await reader.getSecret(ns, ref.name);
         if (!s) continue;
         credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${ref.name}'`);
         if (credentials) break;
@@ -73,7 +122,7 @@ export async function clientOptions(obj: OCIRepository, registry: string, getter
   }
   let tls: TLSOptions | undefined;
   if (spec.certSecretRef) {
-    const s = await mustGet(getter, ns, spec.certSecretRef.name, 'TLS');
+    const s = await mustGet(reader, ns, spec.certSecretRef.name, 'TLS');
     const d = secretData(s);
     const ca = d['ca.crt'] ?? d['caFile'];
     const cert = d['tls.crt'] ?? d['certFile'];
@@ -85,7 +134,7 @@ export async function clientOptions(obj: OCIRepository, registry: string, getter
   }
   let proxy: ProxyOptions | undefined;
   if (spec.proxySecretRef) {
-    const s = await mustGet(getter, ns, spec.proxySecretRef.name, 'proxy');
+    const s = await mustGet(reader, ns, spec.proxySecretRef.name, 'proxy');
     const d = secretData(s);
     const address = d.address?.toString().trim();
     if (!address) throw new AuthConfigError(`secret '${ns}/${spec.proxySecretRef.name}': key 'address' is required`);
@@ -105,8 +154,8 @@ export async function clientOptions(obj: OCIRepository, registry: string, getter
 }
 
 /** Secret contents for the verifier; a missing Secret is a verification configuration error. */
-export async function verifySecretInput(getter: SecretGetter, ns: string, name: string): Promise<SecretInput | null> {
-  const s = await getter.getSecret(ns, name);
+export async function verifySecretInput(reader: KubeReader, ns: string, name: string): Promise<SecretInput | null> {
+  const s = await reader.getSecret(ns, name);
   if (!s) return null;
   return { name: `${ns}/${name}`, data: secretData(s) };
 }

@@ -1,10 +1,10 @@
 // The verify step: load trust material, consult the cache, run the provider, and translate
 // the outcome into the SourceVerified condition. Shared by the reconciler and the CLI.
 import type { OCIRepository } from '../api/schema.ts';
-import type { RegistryClient } from '../oci/client.ts';
+import type { RegistryReader } from '../oci/reader.ts';
 import type { Descriptor } from '../oci/types.ts';
 import { VerifyConfigError, type PreparedVerifier, type Provider, type ProviderName, type VerificationOutcome, type VerifyConfig } from '../verify/types.ts';
-import { verifySecretInput, type SecretGetter } from './secrets.ts';
+import { verifySecretInput, type KubeReader } from './secrets.ts';
 
 export function providerLabel(obj: OCIRepository): string {
   const v = obj.spec.verify;
@@ -13,7 +13,7 @@ export function providerLabel(obj: OCIRepository): string {
 }
 
 /** Builds the provider input from the object's Secrets; missing Secrets are config errors. */
-export async function verifyConfig(obj: OCIRepository, getter: SecretGetter): Promise<VerifyConfig> {
+export async function verifyConfig(obj: OCIRepository, getter: KubeReader): Promise<VerifyConfig> {
   const v = obj.spec.verify!;
   const ns = obj.metadata.namespace;
   const config: VerifyConfig = { provider: v.provider };
@@ -88,10 +88,10 @@ export interface VerifyStepResult {
 /** Prepares the provider and verifies `descriptor`, using and filling the cache. */
 export async function runVerification(args: {
   obj: OCIRepository;
-  getter: SecretGetter;
+  getter: KubeReader;
   providers: Record<ProviderName, Provider>;
   cache: VerifyCache;
-  client: RegistryClient;
+  client: RegistryReader;
   descriptor: Descriptor;
   tag?: string;
   maxSignatures: number;

@@ -33,3 +33,17 @@ export interface RegistryReader {
    */
   referrers(subjectDigest: string, artifactType?: string): Promise<Descriptor[]>;
 }
+
+/**
+ * Everything one reconcile asks of a repository: resolution, verification reads and the pull.
+ * The registry client implements it; unit tests of the reconciler use an in-memory fake.
+ */
+export interface RegistrySession extends RegistryReader {
+  /** HEAD a manifest by tag or digest; null on 404. */
+  head(ref: string): Promise<Descriptor | null>;
+  listTags(): Promise<string[]>;
+  /** Streams a blob; `verified` settles once its digest and size were checked. */
+  openBlob(desc: Descriptor): Promise<{ stream: import('node:stream').Readable; verified: Promise<void> }>;
+  /** HTTP requests made so far (the steady-state cost check counts them). */
+  readonly requests: number;
+}

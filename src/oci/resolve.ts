@@ -1,7 +1,7 @@
 // Turns spec.ref into a digest (one HEAD, or a tag list for semver), and reads the manifest the
 // digest names. Everything after resolution uses the digest, never the tag.
 import type { OCIRepositorySpec } from '../api/schema.ts';
-import type { RegistryClient } from './client.ts';
+import type { RegistrySession } from './reader.ts';
 import { RegistryError } from './errors.ts';
 import { isDigest, isValidTag } from './reference.ts';
 import { pickSemverTag } from './semver.ts';
@@ -29,7 +29,7 @@ export class ResolveError extends Error {
 
 type Ref = OCIRepositorySpec['ref'];
 
-export async function resolveRef(client: RegistryClient, ref: Ref, layerMediaType?: string): Promise<Resolved> {
+export async function resolveRef(client: RegistrySession, ref: Ref, layerMediaType?: string): Promise<Resolved> {
   const where = `${client.registry}/${client.repository}`;
   if (ref?.digest) {
     if (!isDigest(ref.digest)) throw new ResolveError('invalid', `invalid digest '${ref.digest}': expected sha256:<64 hex>`);

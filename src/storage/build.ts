@@ -2,7 +2,7 @@
 // layer, then extract + re-pack (extract) or store the blob as it is (copy). Shared by the
 // reconciler and the `pull` command so both produce identical files.
 import type { OCILayerSelector } from '../api/schema.ts';
-import type { RegistryClient } from '../oci/client.ts';
+import type { RegistrySession } from '../oci/reader.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { parseImageManifest, selectLayer } from '../oci/resolve.ts';
 import type { Descriptor, ImageManifest } from '../oci/types.ts';
@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import type { Storage, StoredFile } from './store.ts';
 
 export interface BuildInput {
-  client: RegistryClient;
+  client: RegistrySession;
   manifestDigest: string;
   layerSelector?: OCILayerSelector;
   ignore?: string;

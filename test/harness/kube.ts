@@ -270,7 +270,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       },
       kubectl,
       async kubectlOk(args: readonly string[], o: KubectlOptions = {}): Promise<string> {
-        const r = await kubectl(args, o);
+        let r = await kubectl(args, o);
+        // kubectl's client-side validation downloads the OpenAPI document with a short deadline
+        // that a loaded machine can miss; that is the tool timing out, not the apiserver refusing.
+        for (let i = 0; i < 3 && r.code !== 0 && /failed to download openapi/.test(r.stderr); i++) r = await kubectl(args, o);
         if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
         return r.stdout;
       },

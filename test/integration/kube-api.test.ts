@@ -78,6 +78,28 @@ describe('informer against a real apiserver', { timeout: 180_000 }, () => {
     await inf.stop();
   });
 
+  test('an event whose handler throws is delivered again, and no later event overtakes it', async () => {
+    const order: string[] = [];
+    let failuresLeft = 2;
+    const inf = new Informer<CM>(kube, { path: '/api/v1/namespaces/default/configmaps', labelSelector: 'test=handler', log }, {
+      onAdd: (o) => {
+        if (o.metadata.name === 'flaky' && failuresLeft-- > 0) throw new Error('handler bug');
+        order.push(`add:${o.metadata.name}`);
+      },
+      onUpdate: (_p, o) => order.push(`update:${o.metadata.name}:${o.data?.v}`),
+      onDelete: (o) => order.push(`delete:${o.metadata.name}`),
+    });
+    inf.start();
+    await inf.synced();
+    await create('flaky', { test: 'handler' });
+    await create('after', { test: 'handler' });
+    await until(() => order.includes('add:after'), 'both adds delivered');
+    assert.equal(inf.handlerErrors, 2);
+    assert.deepEqual(order.slice(0, 2), ['add:flaky', 'add:after'], 'the failed event is delivered before the events after it');
+    assert.equal(inf.cache.get('default/flaky')?.metadata.name, 'flaky');
+    await inf.stop();
+  });
+
   test('status and finalizer writes survive conflicts with a stale resourceVersion', async () => {
     await cluster.kubectlOk(['apply', '-f', path.join(projectRoot, 'crds/source.ocisource.dev_ocirepositories.yaml')]);
     await cluster.kubectlOk(['wait', '--for=condition=Established', 'crd/ocirepositories.source.ocisource.dev']);

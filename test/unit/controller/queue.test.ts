@@ -1,10 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jitter, parseDuration, WorkQueue, type Outcome } from '../../../src/controller/queue.ts';
+import { ExponentialRateLimiter, WorkQueue, formatDuration, jitter, parseDuration, type QueueMetrics } from '../../../src/controller/queue.ts';
 import { needsReconcile } from '../../../src/controller/manager.ts';
 import type { OCIRepository } from '../../../src/api/schema.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
 
-const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+function queue(base = 750, max = 15 * 60_000) {
+  const clock = new FakeClock();
+  const counts = { added: 0, retried: 0, depth: 0, queued: [] as number[], worked: [] as number[] };
+  const metrics: QueueMetrics = {
+    added: () => counts.added++,
+    retried: () => counts.retried++,
+    depth: (n) => (counts.depth = n),
+    queued: (s) => counts.queued.push(s),
+    worked: (s) => counts.worked.push(s),
+  };
+  const q = new WorkQueue({ rateLimiter: new ExponentialRateLimiter(base, max), clock, metrics });
+  return { q, clock, counts };
+}
 
 test('durations and jitter', () => {
   assert.equal(parseDuration('1m30s'), 90_000);
@@ -15,66 +28,98 @@ test('durations and jitter', () => {
   assert.equal(jitter(1000, 5, () => 0), 950);
   assert.equal(jitter(1000, 5, () => 1), 1050);
   assert.equal(jitter(1000, 0, () => 0.3), 1000);
+  assert.deepEqual([5000, 90_000, 750, 3_600_000, 0].map(formatDuration), ['5s', '1m30s', '750ms', '1h', '0ms']);
 });
 
-test('one in-flight reconcile per key; a key added meanwhile runs once more afterwards', async () => {
-  let running = 0;
-  let maxRunning = 0;
-  let runs = 0;
-  let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
-  const q = new WorkQueue({ workers: 4, minRetryMs: 10, maxRetryMs: 100 }, async () => {
-    running++;
-    maxRunning = Math.max(maxRunning, running);
-    runs++;
-    if (runs === 1) await gate;
-    running--;
-    return {};
-  });
-  q.start();
-  q.add('ns/a');
-  await tick();
-  q.add('ns/a');
-  q.add('ns/a');
-  await tick();
-  assert.equal(maxRunning, 1);
-  release();
-  await tick(30);
-  assert.equal(runs, 2, 'dirty key re-runs exactly once');
-  await q.stop();
+test('a key waiting is queued once; a key added while processed is processed again after done, once', async () => {
+  const { q, counts } = queue();
+  q.add('a');
+  q.add('a');
+  q.add('b');
+  assert.equal(q.length, 2);
+  assert.equal(await q.get(), 'a');
+  q.add('a');
+  q.add('a');
+  assert.equal(q.length, 1, 'a is being processed: not handed to a second worker');
+  assert.equal(await q.get(), 'b');
+  q.done('b');
+  assert.equal(q.length, 0);
+  q.done('a');
+  assert.equal(q.length, 1, 'a re-queued after done');
+  assert.equal(await q.get(), 'a');
+  q.done('a');
+  assert.equal(q.length, 0);
+  assert.equal(counts.added, 3, 'adds of a key already waiting are not counted twice');
 });
 
-test('exponential backoff per key on failure, reset on success', async () => {
-  const q = new WorkQueue({ workers: 1, minRetryMs: 750, maxRetryMs: 15 * 60_000 }, async () => ({}));
-  assert.deepEqual([1, 2, 3, 4].map((n) => q.backoff(n)), [750, 1500, 3000, 6000]);
-  assert.equal(q.backoff(30), 15 * 60_000);
-  const times: number[] = [];
-  let fails = 2;
-  const q2 = new WorkQueue({ workers: 1, minRetryMs: 20, maxRetryMs: 1000 }, async (): Promise<Outcome> => {
-    times.push(Date.now());
-    return fails-- > 0 ? { error: new Error('boom') } : {};
-  });
-  q2.start();
-  q2.add('k');
-  await tick(150);
-  assert.equal(times.length, 3, 'two failures retried, then success stops');
-  await q2.stop();
+test('get waits for work and shutDown releases waiting workers', async () => {
+  const { q } = queue();
+  const waiting = q.get();
+  q.add('x');
+  assert.equal(await waiting, 'x');
+  const idle = q.get();
+  q.shutDown();
+  assert.equal(await idle, undefined);
+  q.add('y');
+  assert.equal(await q.get(), undefined, 'nothing is handed out after shutdown');
 });
 
-test('requeue after interval; a spec change cancels the wait', async () => {
-  let runs = 0;
-  const q = new WorkQueue({ workers: 1, minRetryMs: 10, maxRetryMs: 100 }, async () => {
-    runs++;
-    return { requeueAfterMs: 60_000 };
-  });
-  q.start();
+test('addAfter fires at its time; the earlier of two delays wins; add cancels the wait', async () => {
+  const { q, clock } = queue();
+  q.addAfter('k', 60_000);
+  q.addAfter('k', 90_000);
+  clock.advance(59_999);
+  assert.equal(q.length, 0);
+  clock.advance(1);
+  assert.equal(q.length, 1);
+  assert.equal(await q.get(), 'k');
+  q.done('k');
+  q.addAfter('k', 60_000);
   q.add('k');
-  await tick(20);
-  assert.equal(runs, 1);
+  assert.equal(clock.pending, 0, 'the interval wait is dropped: the work happens now');
+  assert.equal(q.length, 1);
+});
+
+test('exponential backoff per key from the rate limiter, reset by forget', () => {
+  const rl = new ExponentialRateLimiter(750, 15 * 60_000);
+  assert.deepEqual([1, 2, 3, 4].map(() => rl.when('k')), [750, 1500, 3000, 6000]);
+  assert.equal(rl.when('other'), 750, 'per key');
+  for (let i = 0; i < 30; i++) rl.when('k');
+  assert.equal(rl.when('k'), 15 * 60_000, 'capped');
+  rl.forget('k');
+  assert.equal(rl.retries('k'), 0);
+  assert.equal(rl.when('k'), 750);
+});
+
+test('addRateLimited waits the backoff, or longer when asked (Retry-After), and counts retries', async () => {
+  const { q, clock, counts } = queue(1000, 60_000);
+  q.addRateLimited('k');
+  clock.advance(999);
+  assert.equal(q.length, 0);
+  clock.advance(1);
+  assert.equal(q.length, 1);
+  assert.equal(await q.get(), 'k');
+  q.done('k');
+  q.addRateLimited('k', 30_000);
+  clock.advance(2000);
+  assert.equal(q.length, 0, 'second backoff (2s) is below the 30s minimum');
+  clock.advance(28_000);
+  assert.equal(q.length, 1);
+  assert.equal(counts.retried, 2);
+  q.remove('k');
+});
+
+test('queue metrics: wait and work durations from the injected clock', async () => {
+  const { q, clock, counts } = queue();
   q.add('k');
-  await tick(20);
-  assert.equal(runs, 2);
-  await q.stop();
+  assert.equal(counts.depth, 1);
+  clock.advance(2000);
+  await q.get();
+  assert.equal(counts.depth, 0);
+  clock.advance(500);
+  q.done('k');
+  assert.deepEqual(counts.queued, [2]);
+  assert.deepEqual(counts.worked, [0.5]);
 });
 
 test('watch updates: spec, requestedAt and deletion trigger; status-only writes do not', () => {
