@@ -16,7 +16,6 @@ export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionTyp
 
 export const Reason = {
   Succeeded: 'Succeeded',
-  Failed: 'Failed',
   Progressing: 'Progressing',
   ProgressingWithRetry: 'ProgressingWithRetry',
   NewRevision: 'NewRevision',
@@ -42,7 +41,6 @@ export const Reason = {
   VerificationAudited: 'VerificationAudited',
   // Stalled
   InvalidSpec: 'InvalidSpec',
-  FeatureGateDisabled: 'FeatureGateDisabled',
 } as const;
 
 type Status = Condition['status'];
@@ -69,10 +67,6 @@ const summaryOrder = [
 
 export function findCondition(conds: readonly Condition[] | undefined, type: string): Condition | undefined {
   return conds?.find((c) => c.type === type);
-}
-
-export function isTrue(conds: readonly Condition[] | undefined, type: string): boolean {
-  return findCondition(conds, type)?.status === 'True';
 }
 
 /**

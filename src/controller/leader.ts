@@ -27,12 +27,12 @@ const microTime = (d: Date) => d.toISOString().replace('Z', '000Z');
 export class LeaderElector {
   readonly identity: string;
   readonly opts: LeaderOptions;
-  readonly kube: Kube;
+  readonly kube: Pick<Kube, 'request'>;
   #observed: { record: string; at: number } | undefined;
   #leading = false;
   #stopped = false;
 
-  constructor(kube: Kube, opts: LeaderOptions) {
+  constructor(kube: Pick<Kube, 'request'>, opts: LeaderOptions) {
     this.kube = kube;
     this.opts = opts;
     this.identity = opts.identity ?? `${os.hostname()}_${randomBytes(4).toString('hex')}`;

@@ -3,6 +3,9 @@
 // replaced once its lease expires.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startTcpProxy } from '../harness/tcp-proxy.ts';
 import { makeTempDir, pushTarGzArtifact, startCluster, startRegistry, type Cluster, type Registry } from '../harness/index.ts';
 import { applyRepo, installController, ready, startControllerProcess, waitRepo, type ControllerProcess } from '../helpers/controller-env.ts';
 
@@ -14,8 +17,8 @@ describe('leader election', { timeout: 300_000 }, () => {
   let kubeconfig: string;
   const procs: ControllerProcess[] = [];
   const dir = makeTempDir('osc-leader-');
-  const start = async () => {
-    const p = await startControllerProcess({ kubeconfig, dir, extraArgs: electionArgs, readyPath: '/healthz' });
+  const start = async (o: { kubeconfig?: string; args?: string[] } = {}) => {
+    const p = await startControllerProcess({ kubeconfig: o.kubeconfig ?? kubeconfig, dir, extraArgs: o.args ?? electionArgs, readyPath: '/healthz' });
     procs.push(p);
     return p;
   };
@@ -74,5 +77,36 @@ describe('leader election', { timeout: 300_000 }, () => {
     assert.notEqual(await holder(), crashed);
     await cluster.kubectlOk(['annotate', '--overwrite', 'ocirepository/le', 'reconcile.ocisource.dev/requestedAt=after-crash']);
     await waitRepo(cluster, 'default', 'le', (o) => o.status?.lastHandledReconcileAt === 'after-crash' && ready(o), 'reconciled after crash');
+  });
+
+  test('a leader cut off from the apiserver stops before another replica can take the lease', async () => {
+    for (const p of procs.splice(0)) await p.stop();
+    // Replica A reaches the apiserver through a relay we can freeze; B connects directly.
+    const apiPort = Number(new URL(cluster.server).port);
+    const relay = await startTcpProxy(apiPort);
+    try {
+      const viaRelay = path.join(dir, 'relay.kubeconfig');
+      writeFileSync(viaRelay, readFileSync(kubeconfig, 'utf8').replace(cluster.server, `https://127.0.0.1:${relay.port}`), { mode: 0o600 });
+      // Renewals every 250 ms with a 2 s deadline; a follower waits out a 4 s lease.
+      const args = ['--enable-leader-election', '--leader-election-namespace', 'oci-source-system', '--leader-election-lease-duration', '4s', '--leader-election-renew-deadline', '2s', '--leader-election-retry-period', '250ms'];
+      const a = await start({ kubeconfig: viaRelay, args });
+      await until(() => isLeader(a), 'A leads');
+      const b = await start({ args });
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(isLeader(b), false);
+      relay.freeze();
+      await until(() => isLeader(b), 'B takes over once the lease expires', 30_000);
+      const at = (l: Record<string, unknown> | undefined) => (l ? Date.parse(String(l.time)) : undefined);
+      const lostAt = at(a.logs().find((l) => /leader lease lost/.test(String(l.msg))));
+      const wonAt = at(b.logs().find((l) => l.msg === 'became leader'))!;
+      assert.ok(lostAt !== undefined, 'A noticed it could not renew (a hanging request did not hold it past the deadline)');
+      assert.ok(lostAt < wonAt, `A stopped leading (${new Date(lostAt).toISOString()}) before B started (${new Date(wonAt).toISOString()}): never two leaders`);
+      const afterLoss = a.logs().filter((l) => at(l)! > lostAt && (l.msg === 'reconciled' || l.msg === 'reconcile could not be recorded; retrying with backoff'));
+      assert.deepEqual(afterLoss, [], 'A does no reconcile work after losing the lease');
+      await until(() => a.proc.child.exitCode !== null, 'A exits so a fresh process can campaign', 15_000);
+      assert.equal(a.proc.child.exitCode, 1);
+    } finally {
+      await relay.close();
+    }
   });
 });
