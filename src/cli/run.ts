@@ -7,9 +7,11 @@ import { Kube } from '../controller/kube.ts';
 import { LeaderElector } from '../controller/leader.ts';
 import { Manager } from '../controller/manager.ts';
 import { Metrics } from '../controller/metrics.ts';
+import { getOrNull } from '../controller/objects.ts';
 import { parseDuration } from '../controller/queue.ts';
 import { VerifyCache } from '../controller/verification.ts';
 import { closeDispatchers } from '../oci/client.ts';
+import { CloudIdentity, FeatureGateObjectLevelWorkloadIdentity, type ServiceAccount } from '../oci/cloud/index.ts';
 import { startArtifactServer, type ArtifactServer } from '../storage/server.ts';
 import { Storage } from '../storage/store.ts';
 import { makeLogger } from '../util/log.ts';
@@ -41,6 +43,12 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --leader-election-lease-duration DUR   (default 35s)
   --leader-election-renew-deadline DUR   (default 30s)
   --leader-election-retry-period DUR     (default 5s)
+  --feature-gates GATES             comma-separated NAME=BOOL; ObjectLevelWorkloadIdentity=true lets
+                                    spec.serviceAccountName pick the cloud identity (default false)
+  --default-service-account NAME    objects with a cloud provider and no spec.serviceAccountName use this
+                                    ServiceAccount of their own namespace (needs ObjectLevelWorkloadIdentity)
+  --token-cache-max-size N          cloud tokens cached (default 100; 0 disables the cache)
+  --token-cache-max-duration DUR    longest a cloud token is cached, at most 1h (default 1h)
 `;
 
 export interface ControllerConfig {
@@ -63,6 +71,8 @@ export interface ControllerConfig {
   logLevel: string;
   tagPageSize?: number;
   leaderElection?: { namespace: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
+  /** Workload identity (provider aws|azure|gcp); defaults: gate off, 100 tokens, 1h. */
+  cloud?: { objectLevel: boolean; defaultServiceAccount?: string; cacheMaxSize: number; cacheMaxDurationMs: number };
 }
 
 export interface RunningController {
@@ -97,6 +107,10 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'leader-election-lease-duration': { type: 'string', default: '35s' },
     'leader-election-renew-deadline': { type: 'string', default: '30s' },
     'leader-election-retry-period': { type: 'string', default: '5s' },
+    'feature-gates': { type: 'string', default: '' },
+    'default-service-account': { type: 'string' },
+    'token-cache-max-size': { type: 'string', default: '100' },
+    'token-cache-max-duration': { type: 'string', default: '1h' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const int = (name: string, s: string, min: number) => {
@@ -111,6 +125,11 @@ export function configFromArgs(argv: string[]): ControllerConfig {
       throw new UsageError(`--${name}: invalid duration '${s}'`);
     }
   };
+  const gates = parseFeatureGates(v['feature-gates']!);
+  const objectLevel = gates[FeatureGateObjectLevelWorkloadIdentity] ?? false;
+  if (v['default-service-account'] && !objectLevel) throw new UsageError(`--default-service-account needs --feature-gates=${FeatureGateObjectLevelWorkloadIdentity}=true`);
+  const cacheMaxDurationMs = dur('token-cache-max-duration', v['token-cache-max-duration']!);
+  if (cacheMaxDurationMs > 3_600_000) throw new UsageError('--token-cache-max-duration must be at most 1h');
   return {
     ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
     ...(v.context ? { context: v.context } : {}),
@@ -140,7 +159,27 @@ export function configFromArgs(argv: string[]): ControllerConfig {
           },
         }
       : {}),
+    cloud: {
+      objectLevel,
+      ...(v['default-service-account'] ? { defaultServiceAccount: v['default-service-account'] } : {}),
+      cacheMaxSize: int('token-cache-max-size', v['token-cache-max-size']!, 0),
+      cacheMaxDurationMs,
+    },
   };
+}
+
+const KnownFeatureGates = [FeatureGateObjectLevelWorkloadIdentity];
+
+/** "A=true,B=false" as Kubernetes components take it; unknown gates are an error, as in Flux. */
+export function parseFeatureGates(s: string): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9]+)=(true|false)$/i.exec(part);
+    if (!m) throw new UsageError(`--feature-gates: '${part}' is not NAME=true|false`);
+    if (!KnownFeatureGates.includes(m[1]!)) throw new UsageError(`--feature-gates: unknown feature gate '${m[1]}' (known: ${KnownFeatureGates.join(', ')})`);
+    out[m[1]!] = m[2]!.toLowerCase() === 'true';
+  }
+  return out;
 }
 
 function defaultNamespace(): string {
@@ -184,6 +223,23 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
     storage.opts.advertisedAddr = `${advHost}:${artifacts.address.port}`;
   }
   log.info({ addr: `${artifacts.address.address}:${artifacts.address.port}`, advertised: storage.opts.advertisedAddr, storagePath: storage.root }, 'artifact server listening');
+  const cloud = new CloudIdentity({
+    ...(cfg.cloud ?? { objectLevel: false, cacheMaxSize: 100, cacheMaxDurationMs: 3_600_000 }),
+    recorder: metrics.tokenCache,
+    kube: {
+      getServiceAccount: (ns, name) => getOrNull<ServiceAccount>(kube, `/api/v1/namespaces/${encodeURIComponent(ns)}/serviceaccounts/${encodeURIComponent(name)}`),
+      createServiceAccountToken: async (ns, name, audience) => {
+        // Short-lived (the minimum the apiserver allows): it is exchanged at once and never stored.
+        const r = await kube.request<{ status?: { token?: string } }>('POST', `/api/v1/namespaces/${encodeURIComponent(ns)}/serviceaccounts/${encodeURIComponent(name)}/token`, {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { audiences: [audience], expirationSeconds: 600 },
+        });
+        if (!r.status?.token) throw new Error('TokenRequest returned no token');
+        return r.status.token;
+      },
+    },
+  });
   const manager = new Manager({
     kube,
     storage,
@@ -191,6 +247,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
     providers,
     verifyCache: new VerifyCache(),
     metrics,
+    cloud,
     opts: {
       ...(cfg.watchNamespace ? { watchNamespace: cfg.watchNamespace } : {}),
       ...(cfg.labelSelector ? { labelSelector: cfg.labelSelector } : {}),
@@ -219,6 +276,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
       metricsServer?.closeAllConnections();
       await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
       kube.close();
+      await cloud.close();
       await closeDispatchers();
     },
   };

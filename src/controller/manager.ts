@@ -17,6 +17,7 @@ import { ExponentialRateLimiter, WorkQueue, realClock, type Clock } from './queu
 import { reconcile, type ReconcileDeps, type ReconcileOptions } from './reconcile.ts';
 import { SecretCache, referencedSecrets, type Secret, type ServiceAccount } from './secrets.ts';
 import type { VerifyCache } from './verification.ts';
+import type { CloudIdentity } from '../oci/cloud/index.ts';
 
 export interface ManagerOptions {
   watchNamespace?: string;
@@ -48,7 +49,7 @@ export class Manager {
   #secretsSynced = false;
   #reconcileCount = 0;
 
-  constructor(args: { kube: Kube; storage: Storage; log: Logger; opts: ManagerOptions; providers: Record<ProviderName, Provider>; verifyCache: VerifyCache; metrics?: Metrics; clock?: Clock }) {
+  constructor(args: { kube: Kube; storage: Storage; log: Logger; opts: ManagerOptions; providers: Record<ProviderName, Provider>; verifyCache: VerifyCache; metrics?: Metrics; clock?: Clock; cloud?: CloudIdentity }) {
     this.kube = args.kube;
     this.storage = args.storage;
     this.log = args.log;
@@ -98,6 +99,7 @@ export class Manager {
       kube: {
         getSecret: (namespace, name) => this.secretCache.get(namespace, name),
         getServiceAccount: (namespace, name) => getOrNull<ServiceAccount>(this.kube, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
+        ...(args.cloud ? { cloud: args.cloud } : {}),
       },
       connect: (ref, options) => new RegistryClient(ref, options),
       providers: args.providers,

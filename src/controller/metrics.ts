@@ -5,6 +5,7 @@ import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom
 import type { QueueMetrics } from './queue.ts';
 
 const QueueName = 'ocirepository';
+import type { CacheRecorder } from '../oci/cloud/cache.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -12,6 +13,8 @@ export class Metrics {
   readonly reconcileTotal: Counter<'controller' | 'result'>;
   /** controller-runtime's workqueue metrics, with the same names and `name` label. */
   readonly queue: QueueMetrics;
+  /** Workload identity token cache (src/oci/cloud), named like Flux's gotk_token_* metrics. */
+  readonly tokenCache: CacheRecorder;
   ready = false;
 
   constructor() {
@@ -39,6 +42,14 @@ export class Metrics {
       queued: (s) => queued.observe(l, s),
       worked: (s) => worked.observe(l, s),
       retried: () => retries.inc(l),
+    };
+    const events = new Counter({ name: 'ocisource_token_cache_events_total', help: 'Token cache lookups by outcome (cache_hit, cache_miss) and cloud provider.', labelNames: ['event_type', 'provider'], registers: [this.registry] });
+    const evictions = new Counter({ name: 'ocisource_token_cache_evictions_total', help: 'Tokens evicted to keep the cache within --token-cache-max-size.', registers: [this.registry] });
+    const items = new Gauge({ name: 'ocisource_token_cached_items', help: 'Tokens in the cache.', registers: [this.registry] });
+    this.tokenCache = {
+      event: (kind, provider) => events.inc({ event_type: kind === 'hit' ? 'cache_hit' : 'cache_miss', provider }),
+      eviction: () => evictions.inc(),
+      items: (n) => items.set(n),
     };
   }
 

@@ -4,6 +4,7 @@
 import type { OCIRepository } from '../api/schema.ts';
 import { credentialsFromDockerConfig, CredentialsError, type Credentials } from '../oci/auth.ts';
 import type { ClientOptions, ProxyOptions, TLSOptions } from '../oci/client.ts';
+import { CloudAuthError, type CloudIdentity, type CloudProviderName } from '../oci/cloud/index.ts';
 import type { SecretInput } from '../verify/types.ts';
 
 export interface Secret {
@@ -21,6 +22,8 @@ export interface ServiceAccount {
 export interface KubeReader {
   getSecret(namespace: string, name: string): Promise<Secret | null>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccount | null>;
+  /** Workload identity for provider aws|azure|gcp (src/oci/cloud); absent: not configured. */
+  cloud?: Pick<CloudIdentity, 'credentials'>;
 }
 
 /**
@@ -117,9 +120,8 @@ export async function clientOptions(obj: OCIRepository, registry: string, reader
     if (err instanceof CredentialsError) throw new AuthConfigError(err.message);
     throw err;
   }
-  if (!credentials && spec.provider && spec.provider !== 'generic') {
-    throw new AuthConfigError(`provider '${spec.provider}' workload identity is not supported by oci-source-controller; use spec.secretRef with registry credentials (e.g. refreshed by a credential helper) or provider: generic`);
-  }
+  // As in Flux: Secret credentials win; without any, a cloud provider's workload identity.
+  if (!credentials && spec.provider && spec.provider !== 'generic') credentials = await cloudCredentials(obj, spec.provider, registry, reader);
   let tls: TLSOptions | undefined;
   if (spec.certSecretRef) {
     const s = await mustGet(reader, ns, spec.certSecretRef.name, 'TLS');
@@ -151,6 +153,16 @@ export async function clientOptions(obj: OCIRepository, registry: string, reader
     ...(proxy ? { proxy } : {}),
     insecure: !!spec.insecure,
   };
+}
+
+async function cloudCredentials(obj: OCIRepository, provider: CloudProviderName, registry: string, reader: KubeReader): Promise<Credentials> {
+  if (!reader.cloud) throw new AuthConfigError(`provider '${provider}': workload identity is not configured in this controller`);
+  try {
+    return await reader.cloud.credentials({ provider, namespace: obj.metadata.namespace, registry, ...(obj.spec.serviceAccountName ? { serviceAccountName: obj.spec.serviceAccountName } : {}) });
+  } catch (err) {
+    if (err instanceof CloudAuthError) throw new AuthConfigError(`failed to get credentials from ${provider}: ${err.message}`);
+    throw err;
+  }
 }
 
 /** Secret contents for the verifier; a missing Secret is a verification configuration error. */
