@@ -46,7 +46,7 @@ export interface ControllerProcess {
 }
 
 /** Starts `node src/main.ts run` as a separate process, as a user would. */
-export async function startControllerProcess(opts: { kubeconfig: string; storagePath?: string; storagePort?: number; extraArgs?: string[]; dir?: string; readyPath?: '/readyz' | '/healthz' }): Promise<ControllerProcess> {
+export async function startControllerProcess(opts: { kubeconfig: string; storagePath?: string; storagePort?: number; extraArgs?: string[]; dir?: string; readyPath?: '/readyz' | '/healthz'; env?: NodeJS.ProcessEnv }): Promise<ControllerProcess> {
   const dir = opts.dir ?? makeTempDir('osc-ctrl-');
   const storagePath = opts.storagePath ?? path.join(dir, 'data');
   const storagePort = opts.storagePort ?? (await freePort());
@@ -69,6 +69,7 @@ export async function startControllerProcess(opts: { kubeconfig: string; storage
       ...(opts.extraArgs ?? []),
     ],
     logFile,
+    ...(opts.env ? { env: opts.env } : {}),
     // A replica waiting for the leader lease is healthy but not ready.
     ready: { url: `http://127.0.0.1:${metricsPort}${opts.readyPath ?? '/readyz'}`, timeoutMs: 60_000 },
   });
