@@ -78,8 +78,10 @@ export interface CloudStandIns {
   podIdentityUrl: string;
   ca: CA;
   config: CloudConfig;
-  /** Requests answered per service (successful or not). */
+  /** Requests answered per service (successful or not); for registries, their auth endpoints only. */
   counts: Record<Service, number>;
+  /** Every secret value handed out (tokens, keys, passwords), to prove none leaks. */
+  secrets(): string[];
   /** Successful token issuances per service. */
   issued: Record<Service, number>;
   resetCounts(): void;
@@ -154,12 +156,17 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
   const ecrPasswords = new Map<string, number>();
   const googleTokens = new Map<string, Issued>();
   const now = () => Date.now();
+  const handedOut: string[] = [];
+  const remember = <T extends string>(v: T): T => {
+    handedOut.push(v);
+    return v;
+  };
 
-  const ownToken = (claims: Record<string, unknown>, lifetime: number) => signJwt(own.privateKey, { typ: 'JWT', alg: 'ES256' }, { ...claims, iat: Math.floor(now() / 1000), nbf: Math.floor(now() / 1000) - 60, exp: Math.floor(now() / 1000) + lifetime, jti: randomUUID() });
+  const ownToken = (claims: Record<string, unknown>, lifetime: number) => remember(signJwt(own.privateKey, { typ: 'JWT', alg: 'ES256' }, { ...claims, iat: Math.floor(now() / 1000), nbf: Math.floor(now() / 1000) - 60, exp: Math.floor(now() / 1000) + lifetime, jti: randomUUID() }));
   const registryToken = (service: string, account: string, scopes: string[], allowPush: boolean) => {
     const access = scopes.map(parseScope).filter((s) => !!s).map((s) => ({ ...s!, actions: s!.actions.filter((a) => a === 'pull' || (allowPush && a === 'push')) }));
     const t = Math.floor(now() / 1000);
-    const token = signJwt(regSignKey, { typ: 'JWT', alg: 'ES256', x5c }, { iss: 'osc-test-cloud', sub: account, aud: service, exp: t + 300, nbf: t - 60, iat: t, jti: randomUUID(), access });
+    const token = remember(signJwt(regSignKey, { typ: 'JWT', alg: 'ES256', x5c }, { iss: 'osc-test-cloud', sub: account, aud: service, exp: t + 300, nbf: t - 60, iat: t, jti: randomUUID(), access }));
     return { token, access_token: token, expires_in: 300 };
   };
 
@@ -191,6 +198,7 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
   // ---- ACR -----------------------------------------------------------------------------------
   async function acr(req: http.IncomingMessage, res: http.ServerResponse, u: URL): Promise<void> {
     const unauthorized = (message: string) => send(res, 401, { errors: [{ code: 'UNAUTHORIZED', message }] });
+    if (u.pathname.startsWith('/oauth2/')) counts.acr++;
     if (u.pathname === '/oauth2/exchange') {
       if (req.method !== 'POST') return send(res, 405, {});
       const f = new URLSearchParams(await readBody(req));
@@ -219,7 +227,7 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
   // ---- AWS STS, Pod Identity, ECR -------------------------------------------------------------
   const awsCredentials = (role: AwsRole) => {
     const accessKeyId = `ASIA${randomBytes(8).toString('hex').toUpperCase()}`;
-    const v = { secretAccessKey: randomBytes(30).toString('base64'), sessionToken: randomBytes(90).toString('base64'), role, expiresAt: now() + config.lifetimes.sts * 1000 };
+    const v = { secretAccessKey: remember(randomBytes(30).toString('base64')), sessionToken: remember(randomBytes(90).toString('base64')), role, expiresAt: now() + config.lifetimes.sts * 1000 };
     awsKeys.set(accessKeyId, v);
     return { accessKeyId, ...v };
   };
@@ -267,7 +275,7 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
     const role = awsKeys.get(v.accessKeyId)!.role;
     if (!role.ecrPull) return err(400, 'AccessDeniedException', `User: ${role.arn.replace(':iam::', ':sts::').replace(':role/', ':assumed-role/')}/session is not authorized to perform: ecr:GetAuthorizationToken on resource: * because no identity-based policy allows the ecr:GetAuthorizationToken action`);
     issued.ecrApi++;
-    const password = randomBytes(24).toString('base64');
+    const password = remember(randomBytes(24).toString('base64'));
     const expiresAt = now() + config.lifetimes.ecr * 1000;
     ecrPasswords.set(password, expiresAt);
     send(res, 200, { authorizationData: [{ authorizationToken: Buffer.from(`AWS:${password}`).toString('base64'), expiresAt: expiresAt / 1000, proxyEndpoint: `https://${Hosts.ecr}` }] }, { 'content-type': 'application/x-amz-json-1.1' });
@@ -285,7 +293,7 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
 
   // ---- Google --------------------------------------------------------------------------------
   const googleToken = (principal: string, scope: string, lifetime: number) => {
-    const token = `ya29.${randomBytes(48).toString('base64url')}`;
+    const token = remember(`ya29.${randomBytes(48).toString('base64url')}`);
     googleTokens.set(token, { principal, scope, expiresAt: now() + lifetime * 1000 });
     return token;
   };
@@ -347,6 +355,7 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
 
   function gar(req: http.IncomingMessage, res: http.ServerResponse, u: URL): void {
     if (u.pathname !== '/v2/token') return proxy(req, res, backends.gar);
+    counts.gar++;
     const b = basic(req);
     const scopes = u.searchParams.getAll('scope');
     const denied = (status: number, message: string) => send(res, status, { errors: [{ code: status === 401 ? 'UNAUTHORIZED' : 'DENIED', message }] });
@@ -374,7 +383,7 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
   const byHost = Object.fromEntries(Object.entries(Hosts).map(([k, v]) => [v, k as Service]));
   const backends = { acr: 0, ecr: 0, gar: 0 };
   const handle = (route: (req: http.IncomingMessage, res: http.ServerResponse, u: URL) => void | Promise<void>, service: Service) => (req: http.IncomingMessage, res: http.ServerResponse) => {
-    counts[service]++;
+    if (service !== 'acr' && service !== 'gar' && service !== 'ecr') counts[service]++;
     const u = new URL(req.url ?? '/', 'http://x');
     Promise.resolve(route(req, res, u)).catch((err: unknown) => {
       if (!res.headersSent) send(res, 500, { error: 'internal', message: String(err) });
@@ -426,6 +435,7 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
       config,
       counts,
       issued,
+      secrets: () => handedOut.slice(),
       resetCounts: () => {
         for (const s of services) counts[s] = issued[s] = 0;
       },
