@@ -9,7 +9,7 @@
 //   c: gate on with --default-service-account (multi-tenant lock-down)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeTempDir, pushTarGzArtifact, removeTempDir, startCluster, type Cluster } from '../harness/index.ts';
 import { installTestHosts } from '../harness/cloud/dns.ts';
@@ -149,24 +149,31 @@ describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, 
     const azureFile = await tokenFile('api://AzureADTokenExchange', 'azure-identity-token');
     const irsaFile = await tokenFile('sts.amazonaws.com', 'aws-web-identity-token');
     const podIdentityFile = await tokenFile('pods.eks.amazonaws.com', 'eks-pod-identity-token');
-    ctrls.a = await startControllerProcess({
-      kubeconfig,
-      dir: makeTempDir('osc-cloud-a-'),
-      extraArgs: ['--watch-label-selector', 'shard=a', '--feature-gates=ObjectLevelWorkloadIdentity=true'],
-      env: baseEnv({ AZURE_CLIENT_ID: ControllerClient, AZURE_TENANT_ID: Tenant, AZURE_FEDERATED_TOKEN_FILE: azureFile, AWS_ROLE_ARN: Role('controller'), AWS_WEB_IDENTITY_TOKEN_FILE: irsaFile, AWS_REGION: 'us-west-2' }),
-    });
-    ctrls.b = await startControllerProcess({
-      kubeconfig,
-      dir: makeTempDir('osc-cloud-b-'),
-      extraArgs: ['--watch-label-selector', 'shard=b'],
-      env: baseEnv({ AWS_CONTAINER_CREDENTIALS_FULL_URI: cloud.podIdentityUrl, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: podIdentityFile, AWS_REGION: 'us-west-2' }),
-    });
-    ctrls.c = await startControllerProcess({
-      kubeconfig,
-      dir: makeTempDir('osc-cloud-c-'),
-      extraArgs: ['--watch-label-selector', 'shard=c', '--feature-gates=ObjectLevelWorkloadIdentity=true', '--default-service-account=wi-default'],
-      env: baseEnv({}),
-    });
+    const ctrlDir = (n: string) => {
+      const d = path.join(dir, `controller-${n}`);
+      mkdirSync(d);
+      return d;
+    };
+    [ctrls.a, ctrls.b, ctrls.c] = await Promise.all([
+      startControllerProcess({
+        kubeconfig,
+        dir: ctrlDir('a'),
+        extraArgs: ['--watch-label-selector', 'shard=a', '--feature-gates=ObjectLevelWorkloadIdentity=true'],
+        env: baseEnv({ AZURE_CLIENT_ID: ControllerClient, AZURE_TENANT_ID: Tenant, AZURE_FEDERATED_TOKEN_FILE: azureFile, AWS_ROLE_ARN: Role('controller'), AWS_WEB_IDENTITY_TOKEN_FILE: irsaFile, AWS_REGION: 'us-west-2' }),
+      }),
+      startControllerProcess({
+        kubeconfig,
+        dir: ctrlDir('b'),
+        extraArgs: ['--watch-label-selector', 'shard=b'],
+        env: baseEnv({ AWS_CONTAINER_CREDENTIALS_FULL_URI: cloud.podIdentityUrl, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: podIdentityFile, AWS_REGION: 'us-west-2' }),
+      }),
+      startControllerProcess({
+        kubeconfig,
+        dir: ctrlDir('c'),
+        extraArgs: ['--watch-label-selector', 'shard=c', '--feature-gates=ObjectLevelWorkloadIdentity=true', '--default-service-account=wi-default'],
+        env: baseEnv({}),
+      }),
+    ]);
   });
 
   after(async () => {
@@ -192,7 +199,8 @@ describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, 
   test('steady state: an unchanged artifact asks no cloud endpoint (token cache), metrics count hits', async () => {
     cloud.resetCounts();
     for (let i = 0; i < 3; i++) {
-      for (const n of ['azure-ctrl', 'aws-irsa', 'gcp-ctrl', 'aws-pod-identity']) assert.equal(cond(await reconcileNow(n), 'Ready')?.status, 'True');
+      const done = await Promise.all(['azure-ctrl', 'aws-irsa', 'gcp-ctrl', 'aws-pod-identity'].map(reconcileNow));
+      for (const o of done) assert.equal(cond(o, 'Ready')?.status, 'True', o.metadata.name);
     }
     assert.equal(cloudRequests(), 0, `cloud requests at steady state: ${JSON.stringify(cloud.counts)}`);
     assert.equal(cloud.counts.acr + cloud.counts.gar, 0, 'no registry token either: the registry tokens are cached too');
@@ -212,7 +220,7 @@ describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, 
     assert.ok(cloud.issued.googleSts >= 2 && cloud.issued.iamCredentials >= 1, JSON.stringify(cloud.issued));
     await new Promise((r) => setTimeout(r, 6500));
     cloud.resetCounts();
-    for (const n of ['azure-obj', 'aws-obj', 'gcp-obj']) assert.equal(cond(await reconcileNow(n), 'Ready')?.status, 'True', n);
+    for (const o of await Promise.all(['azure-obj', 'aws-obj', 'gcp-obj'].map(reconcileNow))) assert.equal(cond(o, 'Ready')?.status, 'True', o.metadata.name);
     // Expired tokens were replaced: a new Entra token + refresh token, STS credentials + ECR
     // password, STS + IAM Credentials token; all through a fresh TokenRequest.
     for (const s of ['entra', 'acr', 'sts', 'ecrApi', 'googleSts', 'iamCredentials'] as const) assert.ok(cloud.issued[s] >= 1, `${s} not refreshed: ${JSON.stringify(cloud.issued)}`);
