@@ -91,7 +91,8 @@ describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, 
 
   before(async () => {
     cluster = await startCluster();
-    kubeconfig = await installController(cluster, dir);
+    const installed = installController(cluster, dir);
+    installed.catch(() => undefined); // awaited below; a failure there is reported by that await
     cloud = await startCloudStandIns({
       dir,
       saPublicKeyFile: path.join(cluster.dir, 'pki', 'sa.pub'),
@@ -115,6 +116,7 @@ describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, 
         lifetimes: { entra: 3600, acrRefresh: 10800, sts: 3600, ecr: 43200, google: 3600 },
       },
     });
+    kubeconfig = await installed;
     installTestHosts(Object.values(Hosts));
     urls.azure = `oci://${Hosts.acr}:${cloud.port}/team/app`;
     urls.aws = `oci://${Hosts.ecr}:${cloud.port}/team/app`;
@@ -123,22 +125,25 @@ describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, 
     // One cosign-signed artifact per registry; the public key is the verification Secret.
     const key = generateKey('p256');
     const pushes = { azure: [cloud.push.acr, 'team/app'], aws: [cloud.push.ecr, 'team/app'], gcp: [cloud.push.gar, 'osc-test-project/repo/app'] } as const;
-    for (const [p, [ep, name]] of Object.entries(pushes) as [keyof typeof digests, (typeof pushes)['azure']][]) {
+    await Promise.all((Object.entries(pushes) as [keyof typeof digests, (typeof pushes)['azure']][]).map(async ([p, [ep, name]]) => {
       const a = await pushTarGzArtifact(ep, name, 'v1', { 'README.md': `pulled from ${p}\n` });
       digests[p] = a.manifestDigest;
       await pushCosignSig(ep, name, a.manifestDigest, [signLegacy(key, a.manifestDigest)]);
-    }
+    }));
     await kube(['create', 'secret', 'generic', 'cosign-keys', '-n', NS, `--from-literal=cosign.pub=${key.pubPem}`]);
 
     // Object-level identities: ServiceAccounts annotated as each cloud's guide says.
-    await serviceAccount(NS, 'azure-sa', { 'azure.workload.identity/client-id': ObjectClient, 'azure.workload.identity/tenant-id': Tenant });
-    await serviceAccount(NS, 'azure-unknown', { 'azure.workload.identity/client-id': UnknownClient, 'azure.workload.identity/tenant-id': Tenant });
-    await serviceAccount(NS, 'aws-sa', { 'eks.amazonaws.com/role-arn': Role('object') });
-    await serviceAccount(NS, 'aws-untrusted', { 'eks.amazonaws.com/role-arn': Role('object') });
-    await serviceAccount(NS, 'aws-no-ecr', { 'eks.amazonaws.com/role-arn': Role('no-ecr') });
-    await serviceAccount(NS, 'gcp-sa', { 'iam.gke.io/gcp-service-account': Gsa('object') });
-    await serviceAccount(NS, 'gcp-unbound', { 'iam.gke.io/gcp-service-account': Gsa('other') });
-    await serviceAccount(NS, 'gcp-direct');
+    const sas: [string, Record<string, string>][] = [
+      ['azure-sa', { 'azure.workload.identity/client-id': ObjectClient, 'azure.workload.identity/tenant-id': Tenant }],
+      ['azure-unknown', { 'azure.workload.identity/client-id': UnknownClient, 'azure.workload.identity/tenant-id': Tenant }],
+      ['aws-sa', { 'eks.amazonaws.com/role-arn': Role('object') }],
+      ['aws-untrusted', { 'eks.amazonaws.com/role-arn': Role('object') }],
+      ['aws-no-ecr', { 'eks.amazonaws.com/role-arn': Role('no-ecr') }],
+      ['gcp-sa', { 'iam.gke.io/gcp-service-account': Gsa('object') }],
+      ['gcp-unbound', { 'iam.gke.io/gcp-service-account': Gsa('other') }],
+      ['gcp-direct', {}],
+    ];
+    await kube(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: sas.map(([name, annotations]) => ({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: NS, annotations } })) }));
 
     // Controller-level identity: the files the Azure webhook / IRSA / Pod Identity would project.
     const tokenFile = async (aud: string, file: string) => {
@@ -146,9 +151,11 @@ describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, 
       writeFileSync(p, await saToken(ControllerNamespace, ControllerSA, aud), { mode: 0o600 });
       return p;
     };
-    const azureFile = await tokenFile('api://AzureADTokenExchange', 'azure-identity-token');
-    const irsaFile = await tokenFile('sts.amazonaws.com', 'aws-web-identity-token');
-    const podIdentityFile = await tokenFile('pods.eks.amazonaws.com', 'eks-pod-identity-token');
+    const [azureFile, irsaFile, podIdentityFile] = await Promise.all([
+      tokenFile('api://AzureADTokenExchange', 'azure-identity-token'),
+      tokenFile('sts.amazonaws.com', 'aws-web-identity-token'),
+      tokenFile('pods.eks.amazonaws.com', 'eks-pod-identity-token'),
+    ]);
     const ctrlDir = (n: string) => {
       const d = path.join(dir, `controller-${n}`);
       mkdirSync(d);

@@ -415,12 +415,10 @@ export async function startCloudStandIns(opts: { dir: string; saPublicKeyFile: s
   const tokenRegistry = async (host: string, realmPath: string): Promise<Registry> =>
     startRegistry({ extraConfig: { auth: { token: { realm: `https://${host}:${port}${realmPath}`, service: host, issuer: 'osc-test-cloud', rootcertbundle: regSigner.certFile } } } });
   try {
-    const acrReg = await tokenRegistry(Hosts.acr, '/oauth2/token');
-    registries.push(acrReg);
-    const garReg = await tokenRegistry(Hosts.gar, '/v2/token');
-    registries.push(garReg);
-    const ecrReg = await startRegistry();
-    registries.push(ecrReg);
+    const started = await Promise.allSettled([tokenRegistry(Hosts.acr, '/oauth2/token'), tokenRegistry(Hosts.gar, '/v2/token'), startRegistry()]);
+    for (const r of started) if (r.status === 'fulfilled') registries.push(r.value);
+    for (const r of started) if (r.status === 'rejected') throw r.reason;
+    const [acrReg, garReg, ecrReg] = registries as [Registry, Registry, Registry];
     backends.acr = Number(acrReg.host.split(':')[1]);
     backends.gar = Number(garReg.host.split(':')[1]);
     backends.ecr = Number(ecrReg.host.split(':')[1]);
