@@ -2,10 +2,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CacheRecorder } from '../oci/cloud/cache.ts';
 import type { QueueMetrics } from './queue.ts';
 
 const QueueName = 'ocirepository';
-import type { CacheRecorder } from '../oci/cloud/cache.ts';
 
 export class Metrics {
   readonly registry = new Registry();
