@@ -49,6 +49,9 @@ export const runUsage = `Usage: oci-source-controller run [flags]
                                     ServiceAccount of their own namespace (needs ObjectLevelWorkloadIdentity)
   --token-cache-max-size N          cloud tokens cached (default 100; 0 disables the cache)
   --token-cache-max-duration DUR    longest a cloud token is cached, at most 1h (default 1h)
+  --publish-external-artifacts[=BOOL]    maintain a Flux ExternalArtifact per OCIRepository when the cluster
+                                    serves that API; false removes ours (default true)
+  --external-artifact-discovery-interval DUR   how often to look for the ExternalArtifact API (default 1m)
 `;
 
 export interface ControllerConfig {
@@ -73,6 +76,8 @@ export interface ControllerConfig {
   leaderElection?: { namespace: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   /** Workload identity (provider aws|azure|gcp); defaults: gate off, 100 tokens, 1h. */
   cloud?: { objectLevel: boolean; defaultServiceAccount?: string; cacheMaxSize: number; cacheMaxDurationMs: number };
+  publishExternalArtifacts: boolean;
+  externalArtifactDiscoveryMs: number;
 }
 
 export interface RunningController {
@@ -83,6 +88,8 @@ export interface RunningController {
 }
 
 export function configFromArgs(argv: string[]): ControllerConfig {
+  // Go-style boolean: a bare `--publish-external-artifacts` means true.
+  argv = argv.map((a) => (a === '--publish-external-artifacts' ? `${a}=true` : a));
   const { values: v, positionals } = parse(argv, {
     kubeconfig: { type: 'string' },
     context: { type: 'string' },
@@ -111,6 +118,8 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'default-service-account': { type: 'string' },
     'token-cache-max-size': { type: 'string', default: '100' },
     'token-cache-max-duration': { type: 'string', default: '1h' },
+    'publish-external-artifacts': { type: 'string', default: 'true' },
+    'external-artifact-discovery-interval': { type: 'string', default: '1m' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const int = (name: string, s: string, min: number) => {
@@ -130,6 +139,11 @@ export function configFromArgs(argv: string[]): ControllerConfig {
   if (v['default-service-account'] && !objectLevel) throw new UsageError(`--default-service-account needs --feature-gates=${FeatureGateObjectLevelWorkloadIdentity}=true`);
   const cacheMaxDurationMs = dur('token-cache-max-duration', v['token-cache-max-duration']!);
   if (cacheMaxDurationMs > 3_600_000) throw new UsageError('--token-cache-max-duration must be at most 1h');
+  const bool = (name: string, s: string) => {
+    if (s === 'true' || s === '1') return true;
+    if (s === 'false' || s === '0') return false;
+    throw new UsageError(`--${name} must be true or false`);
+  };
   return {
     ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}),
     ...(v.context ? { context: v.context } : {}),
@@ -149,6 +163,8 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     metricsAddr: v['metrics-addr']!,
     logLevel: v['log-level']!,
     ...(v['tag-page-size'] ? { tagPageSize: int('tag-page-size', v['tag-page-size'], 1) } : {}),
+    publishExternalArtifacts: bool('publish-external-artifacts', v['publish-external-artifacts']!),
+    externalArtifactDiscoveryMs: dur('external-artifact-discovery-interval', v['external-artifact-discovery-interval']!),
     ...(v['enable-leader-election']
       ? {
           leaderElection: {
@@ -255,6 +271,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
       minRetryMs: cfg.minRetryMs,
       maxRetryMs: cfg.maxRetryMs,
       reconcile: { maxSignatures: cfg.maxSignatures, artifactMaxSize: cfg.artifactMaxSize, jitterPercent: cfg.jitterPercent, userAgent: 'oci-source-controller/0.1', ...(cfg.tagPageSize ? { tagPageSize: cfg.tagPageSize } : {}) },
+      externalArtifacts: { enabled: cfg.publishExternalArtifacts, discoveryIntervalMs: cfg.externalArtifactDiscoveryMs },
     },
   });
   await manager.start();

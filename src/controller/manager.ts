@@ -9,6 +9,7 @@ import { RegistryClient } from '../oci/client.ts';
 import type { Storage } from '../storage/store.ts';
 import type { Provider, ProviderName } from '../verify/types.ts';
 import { notify, type KubeEvent } from './events.ts';
+import { ExternalArtifactPublisher, withPublication, type PublisherOptions } from './external-artifact.ts';
 import { Informer, keyOf } from './informer.ts';
 import type { Kube } from './kube.ts';
 import type { Metrics } from './metrics.ts';
@@ -26,6 +27,7 @@ export interface ManagerOptions {
   minRetryMs: number;
   maxRetryMs: number;
   reconcile: ReconcileOptions;
+  externalArtifacts: Omit<PublisherOptions, 'watchNamespace' | 'sharded'>;
 }
 
 interface SecretMeta {
@@ -43,6 +45,7 @@ export class Manager {
   readonly queue: WorkQueue;
   readonly deps: ReconcileDeps;
   readonly metrics: Metrics | undefined;
+  readonly publisher: ExternalArtifactPublisher;
   /** Aborted on stop or when leadership is lost: in-flight reconciles end and nothing more is written. */
   readonly #cancel = new AbortController();
   #workers: Promise<void>[] = [];
@@ -67,9 +70,11 @@ export class Manager {
           if (needsReconcile(prev, o)) this.queue.add(keyOf(o));
         },
         onDelete: (o) => {
-          // Deleted without our finalizer (e.g. forced): still drop its files.
+          // Deleted without our finalizer (e.g. forced): still drop its files. An object that only
+          // left our shard keeps its ExternalArtifact: the shard that took it over maintains it.
           this.queue.remove(keyOf(o));
           void this.storage.removeObject(o.metadata.namespace, o.metadata.name).catch(() => undefined);
+          if (!args.opts.labelSelector) void this.publisher.remove(o).catch((err) => this.log.warn({ err: (err as Error).message }, 'failed to remove ExternalArtifact'));
         },
       },
     );
@@ -93,6 +98,21 @@ export class Manager {
       (namespace, name) => getOrNull<Secret>(this.kube, `/api/v1/namespaces/${namespace}/secrets/${name}`),
       (namespace, name) => this.secrets.cache.get(`${namespace}/${name}`)?.metadata.resourceVersion,
     );
+    this.publisher = new ExternalArtifactPublisher({
+      kube: this.kube,
+      log: this.log,
+      opts: { ...args.opts.externalArtifacts, ...(ns ? { watchNamespace: ns } : {}), sharded: !!args.opts.labelSelector },
+      hooks: {
+        knows: (key) => this.objects.cache.has(key),
+        requeue: (key) => this.queue.add(key),
+        requeueAll: () => {
+          for (const key of this.objects.cache.keys()) this.queue.add(key);
+        },
+        urlOf: (p) => this.storage.url(p),
+        stored: async (namespace, name, a) => a.path.startsWith(`${this.storage.objectDir(namespace, name)}/`) && (await this.storage.intact(a.path, a.digest)),
+      },
+      now: () => new Date(clock.now()),
+    });
     this.queue = new WorkQueue({ rateLimiter: new ExponentialRateLimiter(args.opts.minRetryMs, args.opts.maxRetryMs), clock, ...(args.metrics ? { metrics: args.metrics.queue } : {}) });
     this.deps = {
       storage: this.storage,
@@ -108,6 +128,7 @@ export class Manager {
       log: this.log,
       now: () => new Date(clock.now()),
       signal: this.#cancel.signal,
+      keepArtifacts: (namespace, name) => this.publisher.keep(namespace, name),
     };
   }
 
@@ -129,6 +150,8 @@ export class Manager {
     this.secrets.start();
     await Promise.all([this.objects.synced(), this.secrets.synced()]);
     this.#secretsSynced = true;
+    // Before any reconcile: GC must already know which artifacts ExternalArtifacts point at.
+    await this.publisher.start();
     for (let i = 0; i < this.opts.concurrent; i++) this.#workers.push(this.#worker());
     this.log.info({ objects: this.objects.cache.size, namespace: this.opts.watchNamespace ?? '(all)' }, 'controller started');
   }
@@ -144,7 +167,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     this.stopLeading();
-    await Promise.all([this.objects.stop(), this.secrets.stop()]);
+    await Promise.all([this.objects.stop(), this.secrets.stop(), this.publisher.stop()]);
     await Promise.all(this.#workers);
   }
 
@@ -186,6 +209,8 @@ export class Manager {
     try {
       if (obj.metadata.deletionTimestamp) {
         if (obj.metadata.finalizers?.includes(Finalizer)) {
+          this.#guard();
+          await this.publisher.remove(obj);
           await this.storage.removeObject(obj.metadata.namespace, obj.metadata.name);
           this.#guard();
           await this.#patchFinalizers(obj, (obj.metadata.finalizers ?? []).filter((f) => f !== Finalizer));
@@ -209,9 +234,12 @@ export class Manager {
       const result = await reconcile(obj, { ...this.deps, log });
       if (result.cancelled) return {};
       this.#guard();
-      await this.#patchStatus(obj, result.status);
-      for (const e of notify(obj, obj.status, result.status)) void this.#event(obj, e);
-      return result.outcome;
+      // The ExternalArtifact follows the final status; its condition joins the one status write.
+      const published = await this.publisher.sync(obj, result.status);
+      const status = withPublication(result.status, published, obj.metadata.generation, this.deps.now());
+      await this.#patchStatus(obj, status);
+      for (const e of notify(obj, obj.status, status)) void this.#event(obj, e);
+      return published.error && !('error' in result.outcome) ? { error: published.error } : result.outcome;
     } finally {
       this.metrics?.observeReconcile(obj.metadata.namespace, obj.metadata.name, (performance.now() - started) / 1000);
     }

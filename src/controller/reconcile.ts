@@ -43,6 +43,11 @@ export interface ReconcileDeps {
   now(): Date;
   /** Cancels the reconcile (shutdown, leadership lost); a cancelled reconcile writes nothing. */
   signal?: AbortSignal;
+  /**
+   * Artifact paths of the object that storage GC must keep besides its current one, because they
+   * are still handed out elsewhere (the published ExternalArtifact's, see external-artifact.ts).
+   */
+  keepArtifacts(namespace: string, name: string): readonly string[];
 }
 
 export type Outcome = { requeueAfterMs?: number } | { error: Error };
@@ -226,6 +231,12 @@ class Run {
     }
   }
 
+  /** What storage GC keeps: the current artifact and whatever is still handed out elsewhere. */
+  keep(current: string | undefined): string[] {
+    const others = this.deps.keepArtifacts(this.obj.metadata.namespace, this.obj.metadata.name);
+    return current ? [current, ...others] : [...others];
+  }
+
   /** The recorded artifact must exist with its digest; otherwise forget it and rebuild. */
   async reconcileStorage(): Promise<void> {
     const { storage } = this.deps;
@@ -245,7 +256,7 @@ class Run {
         this.status.url = storage.url(`${dir}/latest.tar.gz`);
       }
     }
-    await storage.garbageCollect(ns, name, this.status.artifact?.path).catch(() => []);
+    await storage.garbageCollect(ns, name, this.keep(this.status.artifact?.path)).catch(() => []);
   }
 
   async reconcileSource(): Promise<void> {
@@ -340,7 +351,7 @@ class Run {
     this.del(CT.ArtifactOutdated);
     this.set(CT.ArtifactInStorage, 'True', Reason.Succeeded, `stored artifact for digest '${resolved.revision}'`);
     if (built.droppedLinks?.length) this.log.info({ links: built.droppedLinks.slice(0, 20), count: built.droppedLinks.length }, 'symbolic and hard links inside the artifact were dropped; the stored archive holds regular files only');
-    await deps.storage.garbageCollect(ns, name, target).catch(() => []);
+    await deps.storage.garbageCollect(ns, name, this.keep(target)).catch(() => []);
   }
 }
 

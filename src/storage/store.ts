@@ -169,10 +169,12 @@ export class Storage {
   }
 
   /**
-   * Garbage collection for one object: keeps `current`, then deletes other artifacts that are
-   * older than the TTL or beyond the record count (newest kept first). Returns removed paths.
+   * Garbage collection for one object. Never deletes a path in `keep`: the current artifact and
+   * any artifact still handed out elsewhere (the one a published ExternalArtifact points at). Of
+   * the other artifacts it deletes those older than the TTL or beyond the record count; kept
+   * paths count towards the records, and the newest others fill the rest. Returns removed paths.
    */
-  async garbageCollect(namespace: string, name: string, current: string | undefined, now = Date.now()): Promise<string[]> {
+  async garbageCollect(namespace: string, name: string, keep: readonly string[], now = Date.now()): Promise<string[]> {
     const dirRel = this.objectDir(namespace, name);
     const dir = this.abs(dirRel);
     let names: string[];
@@ -181,10 +183,15 @@ export class Storage {
     } catch {
       return [];
     }
+    const kept = new Set(keep);
+    let keptPresent = 0;
     const files: { rel: string; mtime: number }[] = [];
     for (const n of names) {
       const rel = `${dirRel}/${n}`;
-      if (rel === current) continue;
+      if (kept.has(rel)) {
+        keptPresent++;
+        continue;
+      }
       if (ArtifactFile.test(n)) {
         const st = await lstat(path.join(dir, n)).catch(() => null);
         if (st?.isFile()) files.push({ rel, mtime: st.mtimeMs });
@@ -195,7 +202,7 @@ export class Storage {
       }
     }
     files.sort((a, b) => b.mtime - a.mtime);
-    const keepOthers = Math.max(0, this.opts.retentionRecords - (current ? 1 : 0));
+    const keepOthers = Math.max(0, this.opts.retentionRecords - keptPresent);
     const removed: string[] = [];
     for (const [i, f] of files.entries()) {
       if (i < keepOthers && now - f.mtime < this.opts.retentionTTLms) continue;

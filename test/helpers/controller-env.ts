@@ -19,6 +19,7 @@ export const InstallFiles = [
   'config/rbac/role.yaml',
   'config/rbac/role_binding.yaml',
   'config/rbac/leader_election_role.yaml',
+  'config/rbac/external_artifact_role.yaml',
 ].map((f) => path.join(projectRoot, f));
 
 /** Applies the CRD and RBAC, waits for the CRD, and returns a kubeconfig for the ServiceAccount. */

@@ -66,6 +66,7 @@ function world(): World {
     log,
     now: () => NOW,
     signal: abort.signal,
+    keepArtifacts: () => [],
   };
   return w;
 }

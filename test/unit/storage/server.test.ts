@@ -103,13 +103,32 @@ test('garbage collection keeps the current artifact and the newest within the re
     utimesSync(storage.abs(rel), t, t);
   }
   const current = storage.artifactPath('default', 'gc', digests[0]!); // oldest, but current
-  const removed = await storage.garbageCollect('default', 'gc', current, now);
+  const removed = await storage.garbageCollect('default', 'gc', [current], now);
   const left = readdirSync(storage.abs('ocirepository/default/gc')).sort();
   assert.deepEqual(left, [`${digests[0]}.tar.gz`, `${digests[3]}.tar.gz`]);
   assert.equal(removed.length, 2);
   // TTL: even within the count, an old file goes.
-  const removed2 = await storage.garbageCollect('default', 'gc', current, now + 120_000);
+  const removed2 = await storage.garbageCollect('default', 'gc', [current], now + 120_000);
   assert.deepEqual(removed2, [storage.artifactPath('default', 'gc', digests[3]!)]);
   await storage.removeObject('default', 'gc');
   assert.equal(existsSync(storage.abs('ocirepository/default/gc')), false);
+});
+
+test('garbage collection never deletes a kept artifact (the one an ExternalArtifact points at), however old', async () => {
+  const digests = [7, 8, 9].map((n) => `sha256:${String(n).repeat(64)}`);
+  const now = Date.now();
+  const rels = [];
+  for (const [i, d] of digests.entries()) {
+    const rel = storage.artifactPath('default', 'gc-keep', d);
+    await storage.writeStream(rel, Readable.from([Buffer.from(d)]));
+    const t = new Date(now - (digests.length - i) * 3600_000);
+    utimesSync(storage.abs(rel), t, t);
+    rels.push(rel);
+  }
+  const [published, middle, current] = rels as [string, string, string];
+  // Both kept paths fill the two records: the middle one goes although it is newer than `published`.
+  const removed = await storage.garbageCollect('default', 'gc-keep', [current, published], now + 86400_000);
+  assert.deepEqual(removed, [middle]);
+  assert.deepEqual(readdirSync(storage.abs('ocirepository/default/gc-keep')).sort(), [`${digests[0]}.tar.gz`, `${digests[2]}.tar.gz`]);
+  await storage.removeObject('default', 'gc-keep');
 });
