@@ -96,6 +96,8 @@ export interface PublisherHooks {
   requeueAll(): void;
   /** The URL of a stored artifact as currently advertised. */
   urlOf(path: string): string;
+  /** Whether `artifact` is a file of ns/name in our storage with that digest. */
+  stored(namespace: string, name: string, artifact: Artifact): Promise<boolean>;
 }
 
 /** What sync() asks the manager to merge into the OCIRepository's one status write. */
@@ -147,18 +149,29 @@ function holdReason(status: OCIRepositoryStatus, verify: boolean): { status: Con
 }
 
 /**
- * The ExternalArtifact status for the OCIRepository's final status. Pure: `current` is what the
- * ExternalArtifact holds now (its last verified artifact and that artifact's SourceVerified).
+ * What we last published for an object: the publisher's own memory, never read back from the
+ * ExternalArtifact (anyone with write access there could have changed it).
+ */
+export interface Held {
+  artifact: Artifact;
+  /** Our SourceVerified message for it, when its signatures verified. */
+  verifiedMessage?: string;
+}
+
+/**
+ * The ExternalArtifact status for the OCIRepository's final status. Pure: `held` is what we last
+ * published, `current` the ExternalArtifact's status now (only its condition times carry over).
  */
 export function desiredStatus(args: {
   obj: OCIRepository;
   status: OCIRepositoryStatus;
+  held: Held | undefined;
   current: ExternalArtifactStatus | undefined;
   generation: number | undefined;
   now: Date;
   urlOf(path: string): string;
 }): ExternalArtifactStatus {
-  const { obj, status, current, generation, now } = args;
+  const { obj, status, held, current, generation, now } = args;
   const verify = !!obj.spec.verify;
   const ours = status.conditions ?? [];
   const ready = findCondition(ours, CT.Ready);
@@ -173,12 +186,11 @@ export function desiredStatus(args: {
     conds = verify ? setCondition(conds, CT.SourceVerified, 'True', Reason.Succeeded, sv!.message, generation, now) : removeCondition(conds, CT.SourceVerified);
   } else if (verify) {
     // Keep the last verified artifact; one published before spec.verify was set is withdrawn.
-    const heldVerified = findCondition(conds, CT.SourceVerified)?.status === 'True';
-    artifact = heldVerified ? current?.artifact : undefined;
-    if (!artifact) conds = removeCondition(conds, CT.SourceVerified);
+    artifact = held?.verifiedMessage ? held.artifact : undefined;
+    conds = held?.verifiedMessage ? setCondition(conds, CT.SourceVerified, 'True', Reason.Succeeded, held.verifiedMessage, generation, now) : removeCondition(conds, CT.SourceVerified);
   } else {
     // Without verification the last stored artifact is the last good one.
-    artifact = status.artifact ?? current?.artifact;
+    artifact = status.artifact ?? held?.artifact;
     conds = removeCondition(conds, CT.SourceVerified);
   }
   if (artifact) artifact = { ...artifact, url: args.urlOf(artifact.path) };
@@ -229,6 +241,8 @@ export class ExternalArtifactPublisher {
   #blocked: string | undefined;
   /** What our last writes set, per key: watch events showing it are ours, not drift. */
   #sent = new Map<string, unknown[]>();
+  /** What each ExternalArtifact of ours holds, as we decided it. */
+  #held = new Map<string, Held>();
 
   constructor(args: { kube: Kube; log: Logger; opts: PublisherOptions; hooks: PublisherHooks; now?: () => Date }) {
     this.kube = args.kube;
@@ -313,6 +327,7 @@ export class ExternalArtifactPublisher {
       this.log.info({ api: ApiVersion }, 'ExternalArtifact API went away; publishing paused');
       this.#active = false;
       this.#blocked = undefined;
+      this.#held.clear();
       await this.#informer?.stop();
       this.#informer = undefined;
       this.hooks.requeueAll();
@@ -340,14 +355,25 @@ export class ExternalArtifactPublisher {
     informer.start();
     await informer.synced();
     if (this.#stopped) return;
-    if (!this.opts.sharded) {
+    for (const ea of [...informer.cache.values()]) {
+      if (!isOurs(ea)) continue;
+      if (this.hooks.knows(keyOf(ea))) await this.#recall(ea);
       // An OCIRepository deleted while we were away (or forced, on a cluster without a garbage
       // collector) leaves its ExternalArtifact behind: remove it.
-      for (const ea of [...informer.cache.values()]) {
-        if (isOurs(ea) && !this.hooks.knows(keyOf(ea))) await this.#delete(ea).catch((err) => this.log.warn({ externalartifact: keyOf(ea), err: (err as Error).message }, 'failed to remove orphaned ExternalArtifact'));
-      }
+      else if (!this.opts.sharded) await this.#delete(ea).catch((err) => this.log.warn({ externalartifact: keyOf(ea), err: (err as Error).message }, 'failed to remove orphaned ExternalArtifact'));
     }
     this.#active = true;
+  }
+
+  /**
+   * After a restart our memory is empty: take what the ExternalArtifact holds, if it is a file of
+   * that object in our storage with that digest (otherwise it is not ours to hand out).
+   */
+  async #recall(ea: ExternalArtifact): Promise<void> {
+    const a = ea.status?.artifact;
+    if (!a || !(await this.hooks.stored(ea.metadata.namespace, ea.metadata.name, a).catch(() => false))) return;
+    const sv = findCondition(ea.status?.conditions, CT.SourceVerified);
+    this.#held.set(keyOf(ea), { artifact: a, ...(sv?.status === 'True' ? { verifiedMessage: sv.message } : {}) });
   }
 
   /** Someone else changed one of ours: reconcile its OCIRepository so it is put right. */
@@ -375,9 +401,7 @@ export class ExternalArtifactPublisher {
 
   /** Artifact paths of ns/name that storage GC must keep: the one our ExternalArtifact points at. */
   keep(namespace: string, name: string): string[] {
-    if (!this.#active) return [];
-    const ea = this.#informer?.cache.get(`${namespace}/${name}`);
-    const p = ea && isOurs(ea) ? ea.status?.artifact?.path : undefined;
+    const p = this.#active ? this.#held.get(`${namespace}/${name}`)?.artifact.path : undefined;
     return p ? [p] : [];
   }
 
@@ -403,6 +427,9 @@ export class ExternalArtifactPublisher {
       ea = await this.#writeStatus(obj, status, ea);
       if (!isOurs(ea)) return failed(PublishReason.Conflict, conflictMessage(ea));
       const a = ea.status?.artifact;
+      const sv = findCondition(ea.status?.conditions, CT.SourceVerified);
+      if (a) this.#held.set(key, { artifact: a, ...(sv?.status === 'True' ? { verifiedMessage: sv.message } : {}) });
+      else this.#held.delete(key);
       const held = a ? `holds revision '${a.revision}'` : 'holds no artifact yet';
       return { condition: { status: 'True', reason: Reason.Succeeded, message: `ExternalArtifact ${key} ${held}` } };
     } catch (err) {
@@ -430,6 +457,7 @@ export class ExternalArtifactPublisher {
     }
     this.#informer?.cache.delete(key);
     this.#sent.delete(key);
+    this.#held.delete(key);
   }
 
   /** --publish-external-artifacts=false: removes every ExternalArtifact we maintain (in our shard). */
@@ -494,7 +522,7 @@ export class ExternalArtifactPublisher {
   async #writeStatus(obj: OCIRepository, status: OCIRepositoryStatus, ea: ExternalArtifact): Promise<ExternalArtifact> {
     let current = ea;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const next = desiredStatus({ obj, status, current: current.status, generation: current.metadata.generation, now: this.now(), urlOf: this.hooks.urlOf });
+      const next = desiredStatus({ obj, status, held: this.#held.get(keyOf(obj)), current: current.status, generation: current.metadata.generation, now: this.now(), urlOf: this.hooks.urlOf });
       if (isDeepStrictEqual(plain(current.status), plain(next))) return current;
       this.#sending(keyOf(current), current.spec?.sourceRef, next);
       try {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { summarizeReady, setCondition, sortConditions } from '../../../src/api/conditions.ts';
 import type { Artifact, Condition, OCIRepository, OCIRepositoryStatus } from '../../../src/api/schema.ts';
-import { desiredStatus, isOurs, withPublication, PublishedCondition, type ExternalArtifact, type ExternalArtifactStatus } from '../../../src/controller/external-artifact.ts';
+import { desiredStatus, isOurs, withPublication, PublishedCondition, type ExternalArtifact, type ExternalArtifactStatus, type Held } from '../../../src/controller/external-artifact.ts';
 
 const now = new Date('2026-08-01T10:00:00Z');
 const later = new Date('2026-08-01T11:00:00Z');
@@ -33,10 +33,12 @@ function status(a: Artifact | undefined, conds: [string, Condition['status'], st
 }
 
 const cond = (s: ExternalArtifactStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type);
+/** What the publisher remembers after writing `s`. */
+const heldOf = (s: ExternalArtifactStatus): Held | undefined => (s.artifact ? { artifact: s.artifact, ...(cond(s, 'SourceVerified')?.status === 'True' ? { verifiedMessage: cond(s, 'SourceVerified')!.message } : {}) } : undefined);
 const verified = (n: number) => status(artifact(n), [['ArtifactInStorage', 'True', 'Succeeded', `stored artifact for digest 'v${n}'`], ['SourceVerified', 'True', 'Succeeded', `verified signature of revision v${n}: cosign key signature`]]);
 
 test('a verified artifact is published with Ready and SourceVerified True, URL as advertised now', () => {
-  const s = desiredStatus({ obj: repo(true), status: verified(1), current: undefined, generation: 1, now, urlOf });
+  const s = desiredStatus({ obj: repo(true), status: verified(1), held: undefined, current: undefined, generation: 1, now, urlOf });
   assert.deepEqual(s.artifact, { ...artifact(1), url: urlOf(artifact(1).path) });
   assert.equal(cond(s, 'Ready')?.status, 'True');
   assert.equal(cond(s, 'Ready')?.message, `stored artifact for revision '${artifact(1).revision}'`);
@@ -44,11 +46,11 @@ test('a verified artifact is published with Ready and SourceVerified True, URL a
   assert.match(cond(s, 'SourceVerified')!.message, /verified signature of revision v1: cosign key signature/);
   assert.equal(cond(s, 'Ready')?.observedGeneration, 1);
   // Nothing changed: an identical status, transition times kept (no API write).
-  assert.deepEqual(desiredStatus({ obj: repo(true), status: verified(1), current: s, generation: 1, now: later, urlOf }), s);
+  assert.deepEqual(desiredStatus({ obj: repo(true), status: verified(1), held: heldOf(s), current: s, generation: 1, now: later, urlOf }), s);
 });
 
 test('a newer revision that fails keeps the last verified artifact; Ready says which step and why', () => {
-  const held = desiredStatus({ obj: repo(true), status: verified(1), current: undefined, generation: 1, now, urlOf });
+  const held = desiredStatus({ obj: repo(true), status: verified(1), held: undefined, current: undefined, generation: 1, now, urlOf });
   const cases: [string, OCIRepositoryStatus, string][] = [
     ['verification', status(artifact(1), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['SourceVerified', 'False', 'VerificationError', 'failed to verify the signature using provider \'cosign\': no signature']]), 'VerificationFailed'],
     ['fetch', status(artifact(1), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['SourceVerified', 'True', 'Succeeded', 'v1 ok'], ['FetchFailed', 'True', 'OCIArtifactPullFailed', 'tag v2 not found']]), 'FetchFailed'],
@@ -57,7 +59,7 @@ test('a newer revision that fails keeps the last verified artifact; Ready says w
     ['audit', status(artifact(2), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['SourceVerified', 'Unknown', 'VerificationAudited', 'signature of revision v2 is not authenticated; stored because the trust policy only audits']]), 'VerificationFailed'],
   ];
   for (const [name, st, reason] of cases) {
-    const s = desiredStatus({ obj: repo(true), status: st, current: held, generation: 1, now: later, urlOf });
+    const s = desiredStatus({ obj: repo(true), status: st, held: heldOf(held), current: held, generation: 1, now: later, urlOf });
     assert.equal(s.artifact?.revision, artifact(1).revision, name);
     assert.equal(cond(s, 'Ready')?.status, 'False', name);
     assert.equal(cond(s, 'Ready')?.reason, reason, name);
@@ -70,30 +72,42 @@ test('a newer revision that fails keeps the last verified artifact; Ready says w
 
 test('an unverified artifact never reaches Flux: audited first revision, and one published before spec.verify was set', () => {
   const audited = status(artifact(1), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['SourceVerified', 'Unknown', 'VerificationAudited', 'not authenticated']]);
-  const s = desiredStatus({ obj: repo(true), status: audited, current: undefined, generation: 1, now, urlOf });
+  const s = desiredStatus({ obj: repo(true), status: audited, held: undefined, current: undefined, generation: 1, now, urlOf });
   assert.equal(s.artifact, undefined);
   assert.equal(cond(s, 'Ready')?.reason, 'VerificationFailed');
   const skipped = status(artifact(1), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['SourceVerified', 'Unknown', 'VerificationSkipped', 'skipped']]);
-  assert.equal(desiredStatus({ obj: repo(true), status: skipped, current: undefined, generation: 1, now, urlOf }).artifact, undefined);
+  assert.equal(desiredStatus({ obj: repo(true), status: skipped, held: undefined, current: undefined, generation: 1, now, urlOf }).artifact, undefined);
   // Published unsigned, then spec.verify added and the first verification fails: withdrawn.
-  const unsigned = desiredStatus({ obj: repo(false), status: verified(1), current: undefined, generation: 1, now, urlOf });
+  const unsigned = desiredStatus({ obj: repo(false), status: verified(1), held: undefined, current: undefined, generation: 1, now, urlOf });
   assert.equal(unsigned.artifact?.revision, artifact(1).revision);
   assert.equal(cond(unsigned, 'SourceVerified'), undefined);
   const failing = status(artifact(1), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['SourceVerified', 'False', 'VerificationError', 'no signature']]);
-  const withdrawn = desiredStatus({ obj: repo(true), status: failing, current: unsigned, generation: 1, now, urlOf });
+  const withdrawn = desiredStatus({ obj: repo(true), status: failing, held: heldOf(unsigned), current: unsigned, generation: 1, now, urlOf });
   assert.equal(withdrawn.artifact, undefined);
   assert.equal(cond(withdrawn, 'Ready')?.reason, 'VerificationFailed');
 });
 
+test('what we hold comes from our memory: an ExternalArtifact edited by someone else is put back', () => {
+  const ours = desiredStatus({ obj: repo(true), status: verified(2), held: undefined, current: undefined, generation: 1, now, urlOf });
+  // Someone points it at another file (say an audited one) and marks it verified.
+  const forged: ExternalArtifactStatus = { ...ours, artifact: { ...artifact(3), url: 'http://evil/' } };
+  const failing = status(artifact(3), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['SourceVerified', 'Unknown', 'VerificationAudited', 'not authenticated']]);
+  const s = desiredStatus({ obj: repo(true), status: failing, held: heldOf(ours), current: forged, generation: 1, now: later, urlOf });
+  assert.equal(s.artifact?.path, artifact(2).path);
+  assert.equal(s.artifact?.url, urlOf(artifact(2).path));
+  // Without memory (say after a restart that could not confirm the file), nothing is handed out.
+  assert.equal(desiredStatus({ obj: repo(true), status: failing, held: undefined, current: forged, generation: 1, now: later, urlOf }).artifact, undefined);
+});
+
 test('without spec.verify the last stored artifact is published, and kept while a newer one fails', () => {
   const failing = status(artifact(1), [['ArtifactInStorage', 'True', 'Succeeded', 's'], ['FetchFailed', 'True', 'AuthenticationFailed', 'unauthorized']]);
-  const s = desiredStatus({ obj: repo(false), status: failing, current: undefined, generation: 1, now, urlOf });
+  const s = desiredStatus({ obj: repo(false), status: failing, held: undefined, current: undefined, generation: 1, now, urlOf });
   assert.equal(s.artifact?.revision, artifact(1).revision);
   assert.equal(cond(s, 'Ready')?.status, 'False');
   assert.equal(cond(s, 'Ready')?.reason, 'FetchFailed');
   assert.equal(cond(s, 'Ready')?.message, 'unauthorized');
   const stalled = status(undefined, [['Stalled', 'True', 'URLInvalid', 'URL must not contain a tag']]);
-  const st = desiredStatus({ obj: repo(false), status: stalled, current: undefined, generation: 1, now, urlOf });
+  const st = desiredStatus({ obj: repo(false), status: stalled, held: undefined, current: undefined, generation: 1, now, urlOf });
   assert.equal(st.artifact, undefined);
   assert.equal(cond(st, 'Ready')?.reason, 'URLInvalid');
 });
