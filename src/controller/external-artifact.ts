@@ -220,6 +220,7 @@ function copyArtifact(a: Artifact): Artifact {
 /** Merges a sync() result into the status the manager writes once. */
 export function withPublication(status: OCIRepositoryStatus, r: SyncResult, generation: number | undefined, now: Date): OCIRepositoryStatus {
   const conds = status.conditions ?? [];
+  if (!r.condition && !findCondition(conds, PublishedCondition)) return status;
   const next = r.condition ? setCondition(conds, PublishedCondition, r.condition.status, r.condition.reason, r.condition.message, generation, now) : removeCondition(conds, PublishedCondition);
   return { ...status, conditions: sortConditions(next) };
 }
