@@ -3,6 +3,7 @@
 // once, so a retried failure does not flood the namespace's events.
 import { ConditionType as CT, Reason, findCondition } from '../api/conditions.ts';
 import type { OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
+import { PublishedCondition } from './external-artifact.ts';
 
 export interface KubeEvent {
   type: 'Normal' | 'Warning';
@@ -18,6 +19,8 @@ const warnWhen: { type: string; status: 'True' | 'False' | 'Unknown'; reason?: s
   { type: CT.StorageOperationFailed, status: 'True' },
   { type: CT.SourceVerified, status: 'False' },
   { type: CT.SourceVerified, status: 'Unknown', reason: Reason.VerificationAudited },
+  // Not published to Flux: a conflicting ExternalArtifact, or writes refused.
+  { type: PublishedCondition, status: 'False' },
 ];
 
 export function notify(obj: OCIRepository, prev: OCIRepositoryStatus | undefined, next: OCIRepositoryStatus): KubeEvent[] {

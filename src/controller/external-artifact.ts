@@ -14,7 +14,6 @@ import { ConditionType as CT, Reason, findCondition, removeCondition, setConditi
 import { ApiVersion as OurApiVersion, Group as OurGroup, Kind as OurKind, type Artifact, type Condition, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
 import { Informer, keyOf } from './informer.ts';
 import { KubeError, type Kube } from './kube.ts';
-import type { KubeEvent } from './reconcile.ts';
 
 export const Group = 'source.toolkit.fluxcd.io';
 export const Version = 'v1';
@@ -100,11 +99,13 @@ export interface PublisherHooks {
   stored(namespace: string, name: string, artifact: Artifact): Promise<boolean>;
 }
 
-/** What sync() asks the manager to merge into the OCIRepository's one status write. */
+/**
+ * What sync() asks the manager to merge into the OCIRepository's one status write (events then
+ * follow from the status difference: a False condition is announced when it appears or changes).
+ */
 export interface SyncResult {
   /** ExternalArtifactPublished to set; undefined removes it (publishing off or API absent). */
   condition?: { status: Condition['status']; reason: string; message: string };
-  event?: KubeEvent;
   /** A failed write: the manager reports the reconcile as failed so it is retried with backoff. */
   error?: Error;
 }
@@ -412,11 +413,7 @@ export class ExternalArtifactPublisher {
    */
   async sync(obj: OCIRepository, status: OCIRepositoryStatus): Promise<SyncResult> {
     const key = keyOf(obj);
-    const prev = findCondition(obj.status?.conditions, PublishedCondition);
-    const failed = (reason: string, message: string, error?: Error): SyncResult => {
-      const isNew = prev?.status !== 'False' || prev.reason !== reason || prev.message !== message;
-      return { condition: { status: 'False', reason, message }, ...(isNew ? { event: { type: 'Warning', reason, message } } : {}), ...(error ? { error } : {}) };
-    };
+    const failed = (reason: string, message: string, error?: Error): SyncResult => ({ condition: { status: 'False', reason, message }, ...(error ? { error } : {}) });
     if (this.#blocked) return failed(PublishReason.WriteFailed, this.#blocked);
     if (!this.#active) return {};
     try {
