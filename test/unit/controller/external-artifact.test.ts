@@ -127,3 +127,44 @@ test('ownership is the exact sourceRef; the publication condition merges into th
   assert.equal(set.conditions![0]!.type, 'Ready');
   assert.deepEqual(withPublication(set, {}, 2, later), base);
 });
+
+test('discovery: no API means no publishing and no condition; an API we may not list is reported on every object', async () => {
+  const { ExternalArtifactPublisher } = await import('../../../src/controller/external-artifact.ts');
+  const { KubeError } = await import('../../../src/controller/kube.ts');
+  const pino = (await import('pino')).default;
+  const calls: string[] = [];
+  let served = false;
+  const kube = {
+    request: async (method: string, p: string) => {
+      calls.push(`${method} ${p}`);
+      if (p === '/apis/source.toolkit.fluxcd.io/v1') {
+        if (!served) throw new KubeError(404, 'not found');
+        return { resources: [{ name: 'externalartifacts' }, { name: 'externalartifacts/status' }] };
+      }
+      if (method === 'GET' && p.startsWith('/apis/source.toolkit.fluxcd.io/v1/externalartifacts')) throw new KubeError(403, `${method} ${p}: 403 externalartifacts.source.toolkit.fluxcd.io is forbidden`);
+      throw new Error(`unexpected ${method} ${p}`);
+    },
+  } as unknown as import('../../../src/controller/kube.ts').Kube;
+  let requeued = 0;
+  const hooks = { knows: () => true, requeue: () => undefined, requeueAll: () => void requeued++, urlOf, stored: async () => true };
+  const publisher = new ExternalArtifactPublisher({ kube, log: pino({ level: 'silent' }), opts: { enabled: true, discoveryIntervalMs: 10, sharded: false }, hooks });
+  await publisher.start();
+  assert.equal(publisher.active, false);
+  assert.deepEqual(await publisher.sync(repo(true), verified(1)), {});
+  assert.deepEqual(publisher.keep('default', 'app'), []);
+  served = true; // Flux installed, our RBAC not updated
+  const deadline = Date.now() + 5000;
+  let r = await publisher.sync(repo(true), verified(1));
+  while (!r.condition && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 20));
+    r = await publisher.sync(repo(true), verified(1));
+  }
+  await publisher.stop();
+  assert.equal(publisher.active, false);
+  assert.equal(r.condition?.status, 'False');
+  assert.equal(r.condition?.reason, 'ExternalArtifactWriteFailed');
+  assert.match(r.condition!.message, /cannot list ExternalArtifacts \(check the externalartifacts rules of config\/rbac\): .*forbidden/);
+  assert.equal(r.error, undefined, 'retried at the next discovery, not by backoff');
+  assert.ok(requeued >= 1, 'objects are reconciled again to show it');
+  assert.ok(!calls.some((c) => !c.startsWith('GET ')), calls.join('\n'));
+});
