@@ -284,7 +284,8 @@ export class ExternalArtifactPublisher {
     try {
       served = await this.#served();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'ExternalArtifact API discovery failed; retrying later');
+      const next = this.opts.enabled ? 'retrying later' : 'ExternalArtifacts we published before are not removed';
+      this.log.warn({ err: (err as Error).message }, `ExternalArtifact API discovery failed; ${next}`);
       served = false;
     }
     if (!this.opts.enabled) {
