@@ -229,7 +229,12 @@ export class Manager {
       // never the last word: the reconcile below always ends in a status write of its own.
       const requested = obj.metadata.annotations?.[ReconcileRequestAnnotation];
       if (obj.status?.observedGeneration !== obj.metadata.generation || (requested && requested !== obj.status?.lastHandledReconcileAt)) {
+        const generation = obj.metadata.generation;
         obj = await this.#patchStatus(obj, progressing(obj));
+        // The spec moved on while we wrote (a conflict returned a newer object): that change has
+        // its own watch event, which queues this key again; this pass must not act on a spec it
+        // has not checked (e.g. a new suspend).
+        if (obj.metadata.generation !== generation) return {};
       }
       const result = await reconcile(obj, { ...this.deps, log });
       if (result.cancelled) return {};
