@@ -27,6 +27,27 @@ function derUTF8(s: string): Buffer {
   const b = Buffer.from(s, 'utf8');
   return Buffer.concat([Buffer.from([0x0c]), derLength(b.length), b]);
 }
+/** DER TLV with a definite length. */
+function tlv(tag: number, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
+}
+/** OBJECT IDENTIFIER content octets for a dotted OID. */
+function oidBytes(oid: string): Buffer {
+  const [a, b, ...rest] = oid.split('.').map(Number);
+  const out = [40 * a! + b!];
+  for (const n of rest) {
+    const groups = [n & 0x7f];
+    for (let v = n >>> 7; v > 0; v >>>= 7) groups.unshift((v & 0x7f) | 0x80);
+    out.push(...groups);
+  }
+  return Buffer.from(out);
+}
+/** GeneralNames with the email/URI names followed by otherName [0] { type-id, [0] EXPLICIT UTF8String }. */
+function sanWithOtherNames(names: x509.JsonGeneralName[], others: { oid: string; value: string }[]): Buffer {
+  const parts = names.map((n) => tlv(n.type === 'email' ? 0x81 : 0x86, Buffer.from(n.value)));
+  for (const o of others) parts.push(tlv(0xa0, Buffer.concat([tlv(0x06, oidBytes(o.oid)), tlv(0xa0, derUTF8(o.value))])));
+  return tlv(0x30, Buffer.concat(parts));
+}
 function u16(n: number): Buffer { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; }
 function u24(n: number): Buffer { return Buffer.from([(n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]); }
 function u64(n: number): Buffer { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; }
@@ -48,6 +69,8 @@ export interface LeafOptions {
   sct?: 'valid' | 'none' | 'bad';
   /** false: EKU serverAuth instead of codeSigning. */
   codeSigning?: boolean;
+  /** otherName SANs (type OID, UTF8String value), after the email and URI ones. */
+  otherNames?: { oid: string; value: string }[];
   /** Issue from this CA instead (e.g. another instance): used for untrusted chains. */
   signer?: { cert: x509.X509Certificate; key: CryptoKey };
 }
@@ -140,7 +163,7 @@ export class TestSigstore {
     const exts: x509.Extension[] = [
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([o.codeSigning === false ? '1.3.6.1.5.5.7.3.1' : '1.3.6.1.5.5.7.3.3']),
-      new x509.SubjectAlternativeNameExtension(names, true),
+      o.otherNames?.length ? new x509.Extension('2.5.29.17', true, sanWithOtherNames(names, o.otherNames)) : new x509.SubjectAlternativeNameExtension(names, true),
     ];
     if (which === 'v1' || which === 'both') exts.push(new x509.Extension('1.3.6.1.4.1.57264.1.1', false, Buffer.from(issuer)));
     if (which === 'v2' || which === 'both') exts.push(new x509.Extension('1.3.6.1.4.1.57264.1.8', false, derUTF8(issuer)));

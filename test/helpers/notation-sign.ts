@@ -38,7 +38,8 @@ function sigAlg(keys: CryptoKeyPair): { name: string; hash: string } {
 let serialCounter = 0x1000;
 
 export interface IssueOptions {
-  subject: string;
+  /** A DN string, or @peculiar/x509 JSON to choose the ASN.1 string types (BMPString, UniversalString…). */
+  subject: x509.X509CertificateCreateParamsName;
   key?: KeySpec;
   issuer?: Issued;
   ca?: boolean;
@@ -122,6 +123,9 @@ export interface SignOptions {
   expiry?: Date;
   /** Called with the raw signature; returns an RFC 3161 token to embed. */
   timestamp?: (signature: Buffer) => Buffer | Promise<Buffer>;
+  /** Extra protected headers (extended attributes), and which of them to list in `crit`. */
+  extraHeaders?: Record<string, string>;
+  extraCritical?: string[];
 }
 
 function payloadOf(t: Descriptor): Buffer {
@@ -131,8 +135,9 @@ function payloadOf(t: Descriptor): Buffer {
 export async function signJWS(o: SignOptions): Promise<Buffer> {
   const scheme = o.scheme ?? 'notary.x509';
   const time = (o.signingTime ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const crit = ['io.cncf.notary.signingScheme', ...(scheme === 'notary.x509.signingAuthority' ? ['io.cncf.notary.authenticSigningTime'] : []), ...(o.expiry ? ['io.cncf.notary.expiry'] : [])];
+  const crit = ['io.cncf.notary.signingScheme', ...(scheme === 'notary.x509.signingAuthority' ? ['io.cncf.notary.authenticSigningTime'] : []), ...(o.expiry ? ['io.cncf.notary.expiry'] : []), ...(o.extraCritical ?? [])];
   const hdr: Record<string, unknown> = {
+    ...o.extraHeaders,
     alg: o.alg,
     crit,
     cty: 'application/vnd.cncf.notary.payload.v1+json',
@@ -167,7 +172,7 @@ const tag18 = (body: Uint8Array) => Buffer.concat([Buffer.from([0xd2]), body]);
 export async function signCOSE(o: SignOptions): Promise<Buffer> {
   const scheme = o.scheme ?? 'notary.x509';
   const secs = (d: Date) => new EpochTime(Math.floor(d.getTime() / 1000));
-  const crit: string[] = ['io.cncf.notary.signingScheme', ...(scheme === 'notary.x509.signingAuthority' ? ['io.cncf.notary.authenticSigningTime'] : []), ...(o.expiry ? ['io.cncf.notary.expiry'] : [])];
+  const crit: string[] = ['io.cncf.notary.signingScheme', ...(scheme === 'notary.x509.signingAuthority' ? ['io.cncf.notary.authenticSigningTime'] : []), ...(o.expiry ? ['io.cncf.notary.expiry'] : []), ...(o.extraCritical ?? [])];
   const prot = new Map<unknown, unknown>([
     [1, COSE_ALG[o.alg]],
     [2, crit],
@@ -175,6 +180,7 @@ export async function signCOSE(o: SignOptions): Promise<Buffer> {
     ['io.cncf.notary.signingScheme', scheme],
     [scheme === 'notary.x509' ? 'io.cncf.notary.signingTime' : 'io.cncf.notary.authenticSigningTime', secs(o.signingTime ?? new Date())],
     ...(o.expiry ? [['io.cncf.notary.expiry', secs(o.expiry)] as [unknown, unknown]] : []),
+    ...Object.entries(o.extraHeaders ?? {}),
   ]);
   const protBytes = Buffer.from(enc.encode(prot));
   const payload = payloadOf(o.target);

@@ -78,6 +78,17 @@ test('private Sigstore, legacy: URI SAN matched; any of several rules', async ()
   assert.equal(o.status, 'verified', JSON.stringify(o));
 });
 
+// Issue #7: only the otherName of type 1.3.6.1.4.1.57264.1.7 (Fulcio's "username" SAN) is an identity;
+// an otherName of any other type (here Microsoft's UPN) carrying the same text must not match.
+test('private Sigstore, legacy and bundle: otherName SANs count only with type 1.3.6.1.4.1.57264.1.7', async () => {
+  const upn = { email: undefined, otherNames: [{ oid: '1.3.6.1.4.1.311.20.2.3', value: 'dev@example.com' }] };
+  assert.deepEqual(codes(await legacyOutcome({ leaf: upn })), ['identity-mismatch']);
+  assert.deepEqual(codes(await bundleOutcome({ leaf: upn })), ['identity-mismatch']);
+  const fulcio = { email: undefined, otherNames: [{ oid: '1.3.6.1.4.1.57264.1.7', value: 'dev@example.com' }] };
+  assert.equal((await legacyOutcome({ leaf: fulcio })).status, 'verified');
+  assert.equal((await bundleOutcome({ leaf: fulcio })).status, 'verified');
+});
+
 test('private Sigstore, legacy: integratedTime outside the certificate validity → certificate-time-invalid', async () => {
   const o = await legacyOutcome({ integratedTime: T + 3600 });
   assert.deepEqual(codes(o), ['certificate-time-invalid']);

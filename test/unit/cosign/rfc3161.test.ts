@@ -4,7 +4,9 @@
 // "<base64 DER TimeStampResp>"}, the message imprint being SHA-256 over the raw signature bytes
 // (`pkg/cosign/verify.go` VerifyRFC3161Timestamp). Keyless signatures without a Rekor bundle
 // take their signing time from the timestamp; the TSA must be in the trusted root's
-// `timestampAuthorities`.
+// `timestampAuthorities`. A timestamp never stands in for the Rekor entry when the trusted root lists a
+// transparency log (cosign requires the log unless --insecure-ignore-tlog), so these tests use a
+// TSA-only trusted root unless they say otherwise.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -100,6 +102,7 @@ async function timestamp(tsa: TSA, data: Buffer): Promise<{ der: Buffer; genTime
   return { der: readFileSync(f('resp.tsr')), genTime: new Date(m[1]!) };
 }
 
+const TSA_ONLY = { tlogs: false };
 const annotationOf = (der: Buffer): string => JSON.stringify({ SignedRFC3161Timestamp: der.toString('base64') });
 
 function derOf(pem: string): string {
@@ -164,7 +167,7 @@ describe('RFC 3161 timestamps on legacy .sig (openssl ts TSA)', () => {
       'dev.sigstore.cosign/chain': s.chainPem,
       'dev.sigstore.cosign/rfc3161timestamp': annotationOf(der),
     })]);
-    const v = await prepareKeyless([ID], o.root ?? rootWith(s, [tsa]));
+    const v = await prepareKeyless([ID], o.root ?? rootWith(s, [tsa], TSA_ONLY));
     return { o: await run(v, reg, target), genTime: ts.genTime };
   }
 
@@ -176,9 +179,11 @@ describe('RFC 3161 timestamps on legacy .sig (openssl ts TSA)', () => {
     assert.match(o.message, /dev@example\.com/);
   });
 
-  test('PASS with a trusted root that has no Rekor log (TSA only)', async () => {
-    const { o } = await outcome({ root: rootWith(s, [tsa], { tlogs: false }) });
-    assert.equal(o.status, 'verified', JSON.stringify(o));
+  // Issue #7 item 5: the legacy path accepted this; cosign and our bundle path require the log.
+  test('FAIL: a valid timestamp and no Rekor entry when the trusted root lists a transparency log → tlog-missing', async () => {
+    const { o } = await outcome({ root: rootWith(s, [tsa]) });
+    assert.equal(o.status, 'failed', JSON.stringify(o));
+    assert.deepEqual(codes(o), ['tlog-missing']);
   });
 
   test('FAIL: tampered token (genTime changed after signing)', async () => {
@@ -218,21 +223,21 @@ describe('RFC 3161 timestamps on legacy .sig (openssl ts TSA)', () => {
   test('FAIL: the TSA is not in the trusted root (and there is no Rekor bundle)', async () => {
     const noTsa = await outcome({ root: s.trustedRoot() });
     assert.deepEqual(codes(noTsa.o), ['tlog-missing']);
-    const other = await outcome({ root: rootWith(s, [impostor]) });
+    const other = await outcome({ root: rootWith(s, [impostor], TSA_ONLY) });
     assert.deepEqual(codes(other.o), ['timestamp-invalid']);
   });
 
   test('TSA certificate extended key usage: exactly one, timeStamping (as sigstore/timestamp-authority)', async () => {
-    const eku = await outcome({ root: rootWith(s, [noEku]) });
+    const eku = await outcome({ root: rootWith(s, [noEku], TSA_ONLY) });
     assert.deepEqual(codes(eku.o), ['timestamp-invalid']);
     assert.match(eku.o.attempts[0]!.failure!.message, /TSA certificate 'O=tsa\.test, CN=good TSA' has extended key usages \[1\.3\.6\.1\.5\.5\.7\.3\.3\]; exactly one, timeStamping/);
-    const mixed = await outcome({ root: rootWith(s, [serverAuth]) });
+    const mixed = await outcome({ root: rootWith(s, [serverAuth], TSA_ONLY) });
     assert.deepEqual(codes(mixed.o), ['timestamp-invalid']);
-    const none = await outcome({ root: rootWith(s, [noEkuAtAll]) });
+    const none = await outcome({ root: rootWith(s, [noEkuAtAll], TSA_ONLY) });
     assert.deepEqual(codes(none.o), ['timestamp-invalid']);
     assert.match(none.o.attempts[0]!.failure!.message, /has no extended key usage/);
     // Not critical is accepted: public-good TSA certificates (sigstore-go public-good.json) are so.
-    const nonCritical = await outcome({ root: rootWith(s, [nonCriticalEku]) });
+    const nonCritical = await outcome({ root: rootWith(s, [nonCriticalEku], TSA_ONLY) });
     assert.equal(nonCritical.o.status, 'verified', JSON.stringify(nonCritical.o));
   });
 
@@ -253,7 +258,7 @@ describe('RFC 3161 timestamps on legacy .sig (openssl ts TSA)', () => {
         'dev.sigstore.cosign/chain': s.chainPem,
         'dev.sigstore.cosign/rfc3161timestamp': ann,
       })]);
-      const o = await run(await prepareKeyless([ID], rootWith(s, [tsa])), reg, target);
+      const o = await run(await prepareKeyless([ID], rootWith(s, [tsa], TSA_ONLY)), reg, target);
       assert.deepEqual(codes(o), ['malformed'], ann);
       assert.match(o.attempts[0]!.failure!.message, re);
     }
