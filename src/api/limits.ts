@@ -21,9 +21,36 @@ export interface Limits {
   artifactMaxSize: number;
   /** Signatures tried per artifact; the first that passes wins. */
   maxSignatures: number;
+  /** Referrer manifests opened per artifact while looking for signatures, signatures or not. */
+  maxSignatureReferrers: number;
+  /** Bytes of one signature envelope, Sigstore bundle or signed payload read from the registry. */
+  maxEnvelopeSize: number;
+  /** Bytes of one DER certificate in a signature, a trust store or an RFC 3161 token. */
+  maxCertificateSize: number;
+  /** Certificates in one signature's chain, one chain annotation or one RFC 3161 token. */
+  maxCertificates: number;
+  /** Nesting depth of a CBOR document (COSE envelopes). */
+  maxCBORDepth: number;
+  /** Nesting depth of a JSON document (JWS envelopes, bundles, payloads, trust policies, signature manifests). */
+  maxJSONDepth: number;
+  /** Chain building: certificates whose subject matches one issuer name, considered as its parent. */
+  maxChainCandidates: number;
+  /** Chain building: certificate signature checks while looking for one path (Go crypto/x509 allows 100). */
+  maxChainSignatureChecks: number;
+  /** Chain building: certificates in one path, the leaf and the trust anchor included. */
+  maxChainDepth: number;
 }
 
 export const DefaultLimits: Limits = {
   artifactMaxSize: 512 << 20,
   maxSignatures: 10,
+  maxSignatureReferrers: 100,
+  maxEnvelopeSize: 4 << 20,
+  maxCertificateSize: 64 << 10,
+  maxCertificates: 16,
+  maxCBORDepth: 16,
+  maxJSONDepth: 64,
+  maxChainCandidates: 8,
+  maxChainSignatureChecks: 100,
+  maxChainDepth: 10,
 };

@@ -8,7 +8,7 @@ import { closeDispatchers } from '../oci/client.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { resolveRef, ResolveError } from '../oci/resolve.ts';
 import { providers } from '../verify/providers.ts';
-import { VerifyConfigError, type OIDCIdentityMatch, type ProviderName, type SecretInput, type VerifyConfig } from '../verify/types.ts';
+import { INCONCLUSIVE_CODES, VerifyConfigError, type OIDCIdentityMatch, type ProviderName, type SecretInput, type VerifyConfig } from '../verify/types.ts';
 import { parse, UsageError } from './args.ts';
 import { clientFromFlags, refFromFlags, sourceFlags, sourceUsage } from './source.ts';
 
@@ -84,10 +84,21 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   try {
     const prepared = await providers[provider].prepare(config);
     const resolved = await resolveRef(client, refFromFlags(v));
-    const outcome = await prepared.verify({ registry: client, descriptor: resolved.descriptor, ...(resolved.tag ? { tag: resolved.tag } : {}) }, { maxSignatures, signal });
+    const outcome = await prepared.verify({ registry: client, descriptor: resolved.descriptor, ...(resolved.tag ? { tag: resolved.tag } : {}) }, { limits: { maxSignatures }, signal, deadline: `--timeout ${v.timeout!}` });
     const label = provider === 'cosign' && !config.secret ? 'cosign keyless' : provider;
     emit(
-      { status: outcome.status, provider: label, revision: resolved.revision, digest: resolved.descriptor.digest, message: outcome.message, details: outcome.details, warnings: outcome.warnings, notes: prepared.notes, attempts: outcome.attempts, ...(outcome.status === 'failed' ? { code: outcome.code } : {}) },
+      {
+        status: outcome.status,
+        provider: label,
+        revision: resolved.revision,
+        digest: resolved.descriptor.digest,
+        message: outcome.message,
+        ...(outcome.status === 'failed' ? { code: outcome.code } : { authenticity: outcome.authenticity }),
+        details: outcome.details,
+        warnings: outcome.warnings,
+        notes: prepared.notes,
+        attempts: outcome.attempts,
+      },
       [
         `${outcome.status === 'failed' ? 'REJECTED' : outcome.status === 'skipped' ? 'SKIPPED' : 'VERIFIED'} ${resolved.revision} (${label})`,
         outcome.message,
@@ -95,7 +106,9 @@ export async function verifyCommand(argv: string[]): Promise<number> {
         ...outcome.warnings.map((w) => `warning: ${w}`),
       ].join('\n'),
     );
-    return outcome.status === 'failed' ? 1 : 0;
+    if (outcome.status !== 'failed') return 0;
+    // A registry error or a timeout says nothing about the signatures: an access error, not a rejection.
+    return INCONCLUSIVE_CODES.has(outcome.code) ? 2 : 1;
   } catch (err) {
     if (err instanceof VerifyConfigError || err instanceof RegistryError || err instanceof ResolveError) {
       emit({ status: 'error', error: err.message, ...(err instanceof VerifyConfigError ? { code: err.code } : {}) }, `ERROR ${err.message}`);

@@ -302,7 +302,7 @@ class Run {
     if (outcome.status === 'failed') throw new StepFailure(CT.SourceVerified, Reason.VerificationError, `failed to verify the signature using provider '${providerLabel(obj)}': ${outcome.message}`);
     if (outcome.status === 'skipped') {
       this.set(CT.SourceVerified, 'Unknown', Reason.VerificationSkipped, `verification of revision ${resolved.revision} skipped: ${outcome.message}`);
-    } else if (outcome.details.authenticityEstablished === false) {
+    } else if (outcome.authenticity === 'audited') {
       this.set(CT.SourceVerified, 'Unknown', Reason.VerificationAudited, `signature of revision ${resolved.revision} is not authenticated; stored because the trust policy only audits: ${outcome.message}${warnings}`);
     } else {
       this.set(CT.SourceVerified, 'True', Reason.Succeeded, `verified signature of revision ${resolved.revision}: ${outcome.message}${notes}${warnings}`);

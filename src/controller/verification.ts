@@ -106,7 +106,11 @@ export async function runVerification(args: {
   if (hit) return { outcome: hit, prepared, cached: true };
   const outcome = await prepared.verify(
     { registry: args.client, descriptor: args.descriptor, ...(args.tag ? { tag: args.tag } : {}) },
-    { maxSignatures: args.maxSignatures, ...(args.signal ? { signal: args.signal } : {}), ...(args.log ? { log: args.log } : {}) },
+    {
+      limits: { maxSignatures: args.maxSignatures },
+      ...(args.signal ? { signal: args.signal, deadline: `spec.timeout ${args.obj.spec.timeout ?? '60s'}` } : {}),
+      ...(args.log ? { log: args.log } : {}),
+    },
   );
   args.cache.set(key, outcome);
   return { outcome, prepared, cached: false };

@@ -22,7 +22,7 @@ export async function prepareKeyless(ids: OIDCIdentityMatch[], trustedRoot?: Buf
 }
 
 export function run(v: PreparedVerifier, registry: RegistryReader, target: Descriptor, maxSignatures = 10): Promise<VerificationOutcome> {
-  return v.verify({ registry, descriptor: target }, { maxSignatures });
+  return v.verify({ registry, descriptor: target }, { limits: { maxSignatures } });
 }
 
 export function readText(p: string): string {

@@ -1,11 +1,13 @@
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
-import { X509Certificate } from '@sigstore/core';
-import { Verifier, VerificationError, PolicyError, toSignedEntity, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
-import type { CosignContext, SignatureResult, TlogInfo } from './context.ts';
-import { CheckFailure, fail, errorText, type CosignFailureCode } from './errors.ts';
-import { certIdentity, matchIdentity } from './identity.ts';
+import { Verifier, VerificationError as SigstoreError, PolicyError, toSignedEntity, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
+import { LimitError, type Limits } from '../../api/limits.ts';
+import { errorText, fail, VerificationError } from '../errors.ts';
+import { parseJSON } from '../json.ts';
+import type { FailureCode } from '../types.ts';
+import { certExtensions, parseCertificate, type Cert } from '../x509/certs.ts';
+import type { CheckContext, CosignContext, SignatureResult, TlogInfo } from './context.ts';
 import { allowsCodeSigning } from './fulcio.ts';
-import { timestampingAuthorities } from './timestamp.ts';
+import { certIdentity, matchIdentity } from './identity.ts';
 import type { VerificationKey } from './keys.ts';
 
 export const BUNDLE_V03_MEDIA_TYPES = [
@@ -16,11 +18,12 @@ export const BUNDLE_MEDIA_TYPE_PREFIX = 'application/vnd.dev.sigstore.bundle';
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 
 /** Parses and structurally validates a Sigstore bundle (any version). */
-export function parseBundle(bytes: Buffer): Bundle {
+export function parseBundle(bytes: Buffer, limits: Pick<Limits, 'maxJSONDepth'>): Bundle {
   let json: unknown;
   try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
+    json = parseJSON(bytes, 'Sigstore bundle', limits.maxJSONDepth);
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
     fail('malformed', 'bundle is not valid JSON');
   }
   try {
@@ -31,15 +34,15 @@ export function parseBundle(bytes: Buffer): Bundle {
 }
 
 /** Maps @sigstore/verify errors to our failure codes. */
-function mapVerifyError(err: unknown): CheckFailure {
-  if (err instanceof CheckFailure) return err;
-  if (err instanceof PolicyError) return new CheckFailure('identity-mismatch', err.message, { cause: err });
-  if (!(err instanceof VerificationError)) {
-    return new CheckFailure('malformed', `bundle verification error: ${errorText(err)}`, { cause: err });
+function mapVerifyError(err: unknown): VerificationError {
+  if (err instanceof VerificationError) return err;
+  if (err instanceof PolicyError) return new VerificationError('identity-mismatch', err.message, { cause: err });
+  if (!(err instanceof SigstoreError)) {
+    return new VerificationError('malformed', `bundle verification error: ${errorText(err)}`, { cause: err });
   }
   const causeMsg = err.cause instanceof Error ? `: ${err.cause.message}` : '';
   const msg = `${err.message}${causeMsg}`;
-  let code: CosignFailureCode;
+  let code: FailureCode;
   switch (err.code) {
     case 'TLOG_INCLUSION_PROMISE_ERROR':
       code = 'rekor-set-invalid';
@@ -72,7 +75,7 @@ function mapVerifyError(err: unknown): CheckFailure {
     default:
       code = 'malformed';
   }
-  return new CheckFailure(code, msg, { cause: err });
+  return new VerificationError(code, msg, { cause: err });
 }
 
 function tlogInfo(bundle: Bundle): TlogInfo | undefined {
@@ -81,17 +84,21 @@ function tlogInfo(bundle: Bundle): TlogInfo | undefined {
   return { logIndex: Number(e.logIndex), integratedTime: Number(e.integratedTime), logID: Buffer.from(e.logId.keyId).toString('hex') };
 }
 
-function leafCertificate(bundle: Bundle): X509Certificate | undefined {
+function leafCertificate(bundle: Bundle, limits: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): Cert | undefined {
   const c = bundle.verificationMaterial.content;
-  switch (c.$case) {
-    case 'certificate':
-      return X509Certificate.parse(Buffer.from(c.certificate.rawBytes));
-    case 'x509CertificateChain': {
-      const first = c.x509CertificateChain.certificates[0];
-      return first ? X509Certificate.parse(Buffer.from(first.rawBytes)) : undefined;
-    }
-    default:
-      return undefined;
+  let raw: Uint8Array | undefined;
+  if (c.$case === 'certificate') raw = c.certificate.rawBytes;
+  else if (c.$case === 'x509CertificateChain') {
+    const n = c.x509CertificateChain.certificates.length;
+    if (n > limits.maxCertificates) throw new LimitError('maxCertificates', `the bundle's certificate chain has ${n} certificates, more than ${limits.maxCertificates}`);
+    raw = c.x509CertificateChain.certificates[0]?.rawBytes;
+  }
+  if (!raw) return undefined;
+  try {
+    return parseCertificate(raw, limits);
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
+    return fail('malformed', `the bundle's certificate does not parse: ${errorText(err)}`);
   }
 }
 
@@ -113,7 +120,7 @@ export interface BundleVerifyOptions {
  * - Keyless: one SCT, one tlog entry and one verified timestamp are required when the trusted
  *   root has CT logs / transparency logs.
  */
-export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: BundleVerifyOptions = {}): SignatureResult {
+export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext & { limits: Limits }, opts: BundleVerifyOptions = {}): SignatureResult {
   if (bundle.content.$case === 'dsseEnvelope' && bundle.content.dsseEnvelope.signatures.length !== 1) {
     fail('malformed', `DSSE envelope has ${bundle.content.dsseEnvelope.signatures.length} signatures; exactly one is supported`);
   }
@@ -126,13 +133,13 @@ export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: B
   } catch (err) {
     throw mapVerifyError(err);
   }
-  // TSAs whose certificate lacks the timeStamping EKU cannot vouch for a time (sigstore-go).
-  const material = { ...ctx.trust.material, timestampAuthorities: timestampingAuthorities(ctx.trust.material.timestampAuthorities) };
+  // Its TSAs are only those whose certificate may sign timestamps (trustroot.ts), as sigstore-go keeps them.
+  const material = ctx.trust.material;
   const tlog = tlogInfo(bundle);
 
   if (ctx.mode.kind === 'key') {
     const keyEntity: SignedEntity = { ...entity, key: { $case: 'public-key', hint: '' } };
-    let first: CheckFailure | undefined;
+    let first: VerificationError | undefined;
     for (const key of ctx.mode.keys) {
       try {
         new Verifier(withKey(material, key), { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 }).verify(keyEntity);
@@ -147,7 +154,7 @@ export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: B
         first ??= f;
       }
     }
-    throw new CheckFailure(
+    throw new VerificationError(
       'signature-invalid',
       `bundle signature does not verify with any configured key (${ctx.mode.keys.map((k) => k.name).join(', ')})`,
       { cause: first },
@@ -157,9 +164,9 @@ export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: B
   if (entity.key.$case !== 'certificate') {
     fail('key-mismatch', 'bundle is signed with a public key; keyless verification needs a Fulcio certificate');
   }
-  const leaf = leafCertificate(bundle);
+  const leaf = leafCertificate(bundle, ctx.limits);
   if (!leaf) fail('malformed', 'bundle has no certificate');
-  if (leaf.isCA) fail('chain-invalid', 'the signing certificate is a CA certificate');
+  if (certExtensions(leaf).basicConstraints?.ca) fail('chain-invalid', 'the signing certificate is a CA certificate');
   // Certificates after the leaf in an x509CertificateChain are never used as trust anchors:
   // @sigstore/verify builds the path from the trusted root only (as sigstore-go does).
   if (!allowsCodeSigning(leaf)) {
@@ -187,7 +194,7 @@ export function verifySigstoreBundle(bundle: Bundle, ctx: CosignContext, opts: B
  * The DSSE payload must be an in-toto statement with a subject whose sha256 is `digest`
  * ("sha256:<hex>"). Returns the predicateType.
  */
-export function checkInTotoSubject(bundle: Bundle, digest: string): string {
+export function checkInTotoSubject(bundle: Bundle, digest: string, limits: Pick<Limits, 'maxJSONDepth'>): string {
   if (bundle.content.$case !== 'dsseEnvelope') fail('unsupported', 'bundle does not contain a DSSE envelope');
   const env = bundle.content.dsseEnvelope;
   if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE) {
@@ -195,8 +202,9 @@ export function checkInTotoSubject(bundle: Bundle, digest: string): string {
   }
   let st: unknown;
   try {
-    st = JSON.parse(Buffer.from(env.payload).toString('utf8'));
-  } catch {
+    st = parseJSON(env.payload, 'DSSE payload', limits.maxJSONDepth);
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
     fail('malformed', 'DSSE payload is not valid JSON');
   }
   const s = st as { _type?: unknown; subject?: unknown; predicateType?: unknown } | null;
@@ -228,10 +236,10 @@ export function isV03OrLater(bundle: Bundle): boolean {
 }
 
 /** A cosign v3 OCI bundle: v0.3+, DSSE in-toto statement about `digest`, then the cryptography. */
-export function verifyOciBundle(bytes: Buffer, digest: string, ctx: CosignContext): SignatureResult & { predicateType: string } {
-  const bundle = parseBundle(bytes);
+export function verifyOciBundle(bytes: Buffer, digest: string, ctx: CheckContext): SignatureResult & { predicateType: string } {
+  const bundle = parseBundle(bytes, ctx.limits);
   if (!isV03OrLater(bundle)) fail('unsupported', `bundle media type ${bundle.mediaType} is older than v0.3`);
-  const predicateType = checkInTotoSubject(bundle, digest);
+  const predicateType = checkInTotoSubject(bundle, digest, ctx.limits);
   const res = verifySigstoreBundle(bundle, ctx);
   return { ...res, predicateType };
 }

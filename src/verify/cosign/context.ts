@@ -1,3 +1,4 @@
+import type { Limits } from '../../api/limits.ts';
 import type { VerificationKey } from './keys.ts';
 import type { IdentityRule } from './identity.ts';
 import type { TrustRoot } from './trustroot.ts';
@@ -11,6 +12,13 @@ export interface CosignContext {
   mode: TrustMode;
   /** Fulcio CAs, Rekor and CT log keys, TSAs (also used in key mode for Rekor SETs). */
   trust: TrustRoot;
+}
+
+/** What one verification adds: its budgets, clock and deadline. */
+export interface CheckContext extends CosignContext {
+  limits: Limits;
+  now: Date;
+  signal?: AbortSignal;
 }
 
 export interface TlogInfo {
@@ -31,14 +39,15 @@ export interface SignatureResult {
   signingTime?: string;
 }
 
-/** Size limits for annotation values and blobs read for one signature. */
-export const Limits = {
+/**
+ * Sizes of the annotation values of one `.sig` layer (inside a manifest bounded at 4 MiB) and of its layer
+ * list. Blobs (payloads, bundles) are bounded by the `maxEnvelopeSize` budget.
+ */
+export const AnnotationLimits = {
   signatureAnnotation: 16 * 1024,
   certificateAnnotation: 32 * 1024,
   chainAnnotation: 256 * 1024,
   bundleAnnotation: 256 * 1024,
   timestampAnnotation: 64 * 1024,
-  payloadBytes: 1024 * 1024,
-  bundleBytes: 4 * 1024 * 1024,
   maxLayers: 1000,
 } as const;

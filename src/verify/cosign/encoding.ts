@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { fail } from './errors.ts';
+import { fail } from '../errors.ts';
 
 const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 

@@ -1,23 +1,25 @@
-import { X509Certificate, crypto as scrypto, EXTENSION_OID_SCT, X509SCTExtension, ByteStream } from '@sigstore/core';
+import { createHash } from 'node:crypto';
 import type { TrustMaterial } from '@sigstore/verify';
-type CertAuthority = TrustMaterial['certificateAuthorities'][number];
-type TLogAuthority = TrustMaterial['tlogs'][number];
+import { LimitError, type Limits } from '../../api/limits.ts';
+import { errorText, fail } from '../errors.ts';
+import { certExtensions, EKU, parseCertificate, type Cert } from '../x509/certs.ts';
+import { buildChain, ChainError } from '../x509/chain.ts';
+import { embeddedSCTs } from '../x509/sct.ts';
 import { pemBlocks } from './encoding.ts';
-import { fail, errorText } from './errors.ts';
+import type { CertificateAuthority } from './trustroot.ts';
 
-const OID_EKU = '2.5.29.37';
-const OID_EKU_CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
-const OID_EKU_ANY = '2.5.29.37.0';
-const MAX_DEPTH = 8;
+type TLogAuthority = TrustMaterial['tlogs'][number];
 
-/** Parses every CERTIFICATE PEM block; other block types are malformed. */
-export function parseCertificates(pem: string, what: string): X509Certificate[] {
+/** Every CERTIFICATE PEM block (other block types are malformed), within the certificate budgets. */
+export function parsePEMCertificates(pem: string, what: string, limits: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): Cert[] {
   const blocks = pemBlocks(pem);
+  if (blocks.length > limits.maxCertificates) throw new LimitError('maxCertificates', `${what} holds ${blocks.length} certificates, more than ${limits.maxCertificates}`);
   return blocks.map((b, i) => {
     if (b.type !== 'CERTIFICATE') fail('malformed', `${what}: PEM block ${i + 1} is '${b.type}', not CERTIFICATE`);
     try {
-      return X509Certificate.parse(Buffer.from(b.der));
+      return parseCertificate(b.der, limits);
     } catch (err) {
+      if (err instanceof LimitError) throw err;
       return fail('malformed', `${what}: certificate ${i + 1} does not parse: ${errorText(err)}`);
     }
   });
@@ -28,13 +30,9 @@ export function parseCertificates(pem: string, what: string): X509Certificate[] 
  * uses), a certificate without an EKU extension is valid for any usage, and anyExtendedKeyUsage
  * counts; Fulcio always sets code signing.
  */
-export function allowsCodeSigning(cert: X509Certificate): boolean {
-  const ext = cert.extension(OID_EKU);
-  if (!ext) return true;
-  // extnValue OCTET STRING → SEQUENCE OF KeyPurposeId
-  const seq = ext.valueObj.subs[0];
-  if (!seq) return false;
-  return seq.subs.some((o) => o.tag.isOID() && (o.toOID() === OID_EKU_CODE_SIGNING || o.toOID() === OID_EKU_ANY));
+export function allowsCodeSigning(cert: Cert): boolean {
+  const eku = certExtensions(cert).extKeyUsage;
+  return !eku || eku.usages.includes(EKU.codeSigning) || eku.usages.includes(EKU.any);
 }
 
 /**
@@ -43,65 +41,28 @@ export function allowsCodeSigning(cert: X509Certificate): boolean {
  * - the leaf is valid at `at`, is not a CA and has the code-signing EKU;
  * - a path leads to a certificate of one certificate authority of the trusted root whose
  *   validity window contains `at`, through CA certificates (from that authority or from the
- *   signature's chain annotation) that are valid at `at` and whose signatures verify.
+ *   signature's chain annotation) that are valid at `at` and whose signatures verify
+ *   (x509/chain.ts, within the chain-building budgets).
  * Returns [leaf, issuer, …] up to the trusted certificate.
  */
-export function verifyCertificateChain(
-  leaf: X509Certificate,
-  untrusted: X509Certificate[],
-  cas: CertAuthority[],
-  at: Date,
-): X509Certificate[] {
-  if (!leaf.validForDate(at)) {
-    fail(
-      'certificate-time-invalid',
-      `signing time ${at.toISOString()} is outside the certificate validity ${leaf.notBefore.toISOString()}..${leaf.notAfter.toISOString()}`,
-    );
+export async function verifyCertificateChain(leaf: Cert, untrusted: Cert[], cas: CertificateAuthority[], at: Date, limits: Limits, signal?: AbortSignal): Promise<Cert[]> {
+  if (at < leaf.notBefore || at > leaf.notAfter) {
+    fail('certificate-time-invalid', `signing time ${at.toISOString()} is outside the certificate validity ${leaf.notBefore.toISOString()}..${leaf.notAfter.toISOString()}`);
   }
-  if (leaf.isCA) fail('chain-invalid', 'the signing certificate is a CA certificate');
+  if (certExtensions(leaf).basicConstraints?.ca) fail('chain-invalid', 'the signing certificate is a CA certificate');
   if (!allowsCodeSigning(leaf)) fail('chain-invalid', 'the signing certificate lacks the code-signing extended key usage');
   const live = cas.filter((ca) => ca.validFor.start <= at && at <= ca.validFor.end);
   if (live.length === 0) fail('chain-invalid', `no certificate authority in the trusted root is valid at ${at.toISOString()}`);
   let lastReason = 'no path to a trusted root';
   for (const ca of live) {
-    const trusted = ca.certChain;
-    const pool = [...trusted, ...untrusted];
-    const path = [leaf];
-    let cur = leaf;
-    for (let depth = 0; depth < MAX_DEPTH; depth++) {
-      if (trusted.some((t) => t.equals(cur))) return path;
-      const issuer = pool.find((c) => !path.some((p) => p.equals(c)) && safeVerify(cur, c));
-      if (!issuer) {
-        lastReason = `no trusted issuer found for ${depth === 0 ? 'the signing certificate' : 'an intermediate'}`;
-        break;
-      }
-      if (!issuer.isCA) {
-        lastReason = 'an issuing certificate is not a CA';
-        break;
-      }
-      const ku = issuer.extKeyUsage;
-      if (ku && !ku.keyCertSign) {
-        lastReason = 'an issuing certificate may not sign certificates';
-        break;
-      }
-      if (!issuer.validForDate(at)) {
-        lastReason = `an issuing certificate is not valid at ${at.toISOString()}`;
-        break;
-      }
-      path.push(issuer);
-      cur = issuer;
+    try {
+      return await buildChain(leaf, untrusted, ca.certChain, { at, issuersMustBeCA: true, limits, ...(signal ? { signal } : {}) });
+    } catch (err) {
+      if (!(err instanceof ChainError)) throw err;
+      lastReason = err.message;
     }
   }
   return fail('chain-invalid', `certificate chain does not verify to the trusted root's Fulcio CAs: ${lastReason}`);
-}
-
-function safeVerify(cert: X509Certificate, issuer: X509Certificate): boolean {
-  if (!cert.issuer.equals(issuer.subject)) return false;
-  try {
-    return cert.verify(issuer);
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -109,32 +70,25 @@ function safeVerify(cert: X509Certificate, issuer: X509Certificate): boolean {
  * trusted root (valid at the SCT time), over the precertificate TBS (the leaf TBS without the SCT
  * extension) and the issuer key hash. Returns the verifying log IDs (hex).
  */
-export function verifyEmbeddedSCTs(leaf: X509Certificate, issuer: X509Certificate, ctlogs: TLogAuthority[]): string[] {
-  const clone = leaf.clone();
-  const idx = clone.extensions.findIndex((e) => e.subs[0]?.toOID() === EXTENSION_OID_SCT);
-  if (idx < 0) fail('sct-missing', 'the signing certificate has no embedded SCT');
-  const extObj = clone.extensions[idx]!;
-  let scts;
+export function verifyEmbeddedSCTs(leaf: Cert, issuer: Cert, ctlogs: TLogAuthority[]): string[] {
+  let found: ReturnType<typeof embeddedSCTs>;
   try {
-    scts = new X509SCTExtension(extObj).signedCertificateTimestamps;
+    found = embeddedSCTs(leaf);
   } catch (err) {
     return fail('sct-invalid', `embedded SCT list does not parse: ${errorText(err)}`);
   }
-  if (scts.length === 0) fail('sct-missing', 'the embedded SCT list is empty');
-  clone.extensions.splice(idx, 1);
-  const tbs = clone.tbsCertificate.toDER();
-  const pre = new ByteStream();
-  pre.appendView(scrypto.digest('sha256', issuer.publicKey));
-  pre.appendUint24(tbs.length);
-  pre.appendView(tbs);
+  if (!found) fail('sct-missing', 'the signing certificate has no embedded SCT');
+  if (found.scts.length === 0) fail('sct-missing', 'the embedded SCT list is empty');
+  const issuerKeyHash = createHash('sha256').update(issuer.node.publicKey.export({ format: 'der', type: 'spki' })).digest();
+  const tbs = found.precertTBS;
+  const length = Buffer.from([(tbs.length >> 16) & 0xff, (tbs.length >> 8) & 0xff, tbs.length & 0xff]);
+  const pre = Buffer.concat([issuerKeyHash, length, tbs]);
   const verified: string[] = [];
-  for (const sct of scts) {
-    const logs = ctlogs.filter(
-      (l) => l.logID.equals(sct.logID) && l.validFor.start <= sct.datetime && sct.datetime <= l.validFor.end,
-    );
+  for (const sct of found.scts) {
+    const logs = ctlogs.filter((l) => l.logID.equals(sct.logID) && l.validFor.start <= sct.datetime && sct.datetime <= l.validFor.end);
     const ok = logs.some((l) => {
       try {
-        return sct.verify(pre.buffer, l.publicKey);
+        return sct.verify(pre, l.publicKey);
       } catch {
         return false;
       }

@@ -1,11 +1,13 @@
-import { X509Certificate, ASN1Obj } from '@sigstore/core';
+import * as asn1js from 'asn1js';
+import { errorText, fail } from '../errors.ts';
 import type { OIDCIdentityMatch } from '../types.ts';
-import { fail } from './errors.ts';
+import { certExtensions, extensionValue, type Cert } from '../x509/certs.ts';
+import { decodeUTF8Bytes, decodeUTF8Strict } from '../x509/names.ts';
 
 export const OID_ISSUER_V1 = '1.3.6.1.4.1.57264.1.1';
 export const OID_ISSUER_V2 = '1.3.6.1.4.1.57264.1.8';
+/** Fulcio's "username" SAN: the only otherName type that is an identity (sigstore cryptoutils). */
 export const OID_OTHERNAME_SAN = '1.3.6.1.4.1.57264.1.7';
-const OID_SAN = '2.5.29.17';
 
 export interface IdentityRule {
   issuer: RegExp;
@@ -16,7 +18,7 @@ export interface IdentityRule {
 export interface CertIdentity {
   /** OIDC issuer from 1.3.6.1.4.1.57264.1.8 (UTF8String), else .1.1 (raw bytes); "" if neither. */
   issuer: string;
-  /** Every SAN: email, URI, DNS, IP and OtherName values, in certificate order. */
+  /** Every SAN that names an identity, in certificate order: email, URI, DNS, IP and the Fulcio otherName. */
   sans: string[];
 }
 
@@ -56,63 +58,41 @@ export function compileRules(rules: OIDCIdentityMatch[]): IdentityRule[] {
   });
 }
 
-export function certIdentity(cert: X509Certificate): CertIdentity {
+export function certIdentity(cert: Cert): CertIdentity {
   return { issuer: certIssuer(cert), sans: subjectAltNames(cert) };
 }
 
-function certIssuer(cert: X509Certificate): string {
-  const v2 = cert.extension(OID_ISSUER_V2);
+function certIssuer(cert: Cert): string {
+  const v2 = extensionValue(cert, OID_ISSUER_V2);
   if (v2) {
-    // extnValue OCTET STRING → DER UTF8String (tag 0x0c).
-    const obj = v2.valueObj.subs[0];
-    if (obj && obj.tag.number === 0x0c && !obj.tag.constructed) return obj.value.toString('utf8');
-    fail('malformed', 'certificate issuer extension 1.3.6.1.4.1.57264.1.8 is not a UTF8String');
-  }
-  const v1 = cert.extension(OID_ISSUER_V1);
-  if (v1) return v1.value.toString('utf8');
-  return '';
-}
-
-/** GeneralNames of the SAN extension (RFC 5280 4.2.1.6). */
-export function subjectAltNames(cert: X509Certificate): string[] {
-  const ext = cert.extension(OID_SAN);
-  if (!ext) return [];
-  const out: string[] = [];
-  // extnValue OCTET STRING → GeneralNames SEQUENCE
-  for (const gn of ext.valueObj.subs[0]?.subs ?? []) {
-    if (gn.tag.class !== 2) continue; // context-specific
-    switch (gn.tag.number) {
-      case 0: // otherName: SEQUENCE { type-id OID, [0] EXPLICIT value }
-        out.push(otherNameValue(gn));
-        break;
-      case 1: // rfc822Name
-      case 2: // dNSName
-      case 6: // uniformResourceIdentifier
-        out.push(gn.value.toString('utf8'));
-        break;
-      case 7: // iPAddress
-        out.push(ipToString(gn.value));
-        break;
-      default:
-        break;
+    // extnValue → DER UTF8String
+    const a = asn1js.fromBER(new Uint8Array(v2).buffer);
+    if (a.offset !== v2.length || !(a.result instanceof asn1js.Utf8String)) fail('malformed', 'certificate issuer extension 1.3.6.1.4.1.57264.1.8 is not a UTF8String');
+    try {
+      return decodeUTF8Strict(a.result.valueBlock.valueHexView, 'certificate issuer extension 1.3.6.1.4.1.57264.1.8');
+    } catch (err) {
+      return fail('malformed', errorText(err));
     }
   }
-  return out;
+  // .1.1 holds the issuer's raw bytes (sigstore-go: string(ext.Value)); bytes that are not UTF-8 stay distinct.
+  const v1 = extensionValue(cert, OID_ISSUER_V1);
+  return v1 ? decodeUTF8Bytes(v1) : '';
 }
 
-function otherNameValue(gn: ASN1Obj): string {
-  const inner = gn.subs[1]?.subs[0];
-  return inner ? inner.value.toString('utf8') : '';
-}
-
-function ipToString(b: Buffer): string {
-  if (b.length === 4) return [...b].join('.');
-  if (b.length === 16) {
-    const parts: string[] = [];
-    for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
-    return parts.join(':');
+/** SAN values that are identities (cosign `getSubjectAlternateNames`); a malformed SAN extension is malformed. */
+export function subjectAltNames(cert: Cert): string[] {
+  let names;
+  try {
+    names = certExtensions(cert).subjectAltNames;
+  } catch (err) {
+    return fail('malformed', `the signing certificate's extensions do not parse: ${errorText(err)}`);
   }
-  return b.toString('hex');
+  const out: string[] = [];
+  for (const n of names) {
+    if (n.type === 'email' || n.type === 'dns' || n.type === 'uri' || n.type === 'ip') out.push(n.value);
+    else if (n.type === 'otherName' && n.oid === OID_OTHERNAME_SAN && n.value !== undefined) out.push(n.value);
+  }
+  return out;
 }
 
 /**

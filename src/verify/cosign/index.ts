@@ -1,27 +1,18 @@
 import { createHash } from 'node:crypto';
-import type {
-  PreparedVerifier,
-  Provider,
-  SignatureAttempt,
-  VerificationOutcome,
-  VerifyConfig,
-  VerifyOptions,
-  VerifyTarget,
-} from '../types.ts';
+import { errorText, fail, VerificationError } from '../errors.ts';
+import { resolveLimits, verifySignatures, type Candidate } from '../signatures.ts';
+import type { PreparedVerifier, Provider, VerificationOutcome, VerifyConfig, VerifyOptions, VerifyTarget } from '../types.ts';
 import { VerifyConfigError } from '../types.ts';
 import { verifyOciBundle } from './bundle.ts';
-import type { CosignContext, SignatureResult, TrustMode } from './context.ts';
+import type { CheckContext, CosignContext, SignatureResult, TrustMode } from './context.ts';
 import { discoverBundles, discoverLegacy, loadBundle, signatureTag } from './discovery.ts';
-import { CheckFailure, errorText } from './errors.ts';
 import { compileRules } from './identity.ts';
 import { parsePublicKeyPem, type VerificationKey } from './keys.ts';
 import { verifyLegacyLayer } from './legacy.ts';
 import { parseTrustedRoot, publicGoodTrustRoot, TRUSTED_ROOT_KEY, type TrustRoot } from './trustroot.ts';
 
 export type { CosignContext, SignatureResult } from './context.ts';
-export type { CosignFailureCode } from './errors.ts';
 
-const DEFAULT_MAX_SIGNATURES = 10;
 
 function loadKeys(config: VerifyConfig): VerificationKey[] {
   const secret = config.secret!;
@@ -76,33 +67,6 @@ function describe(res: SignatureResult): string {
   return `cosign ${fmt} signature verified, signed by ${who}${tlog}`;
 }
 
-function label(a: SignatureAttempt): string {
-  return a.failure ? `${a.signature}: ${a.failure.code}: ${a.failure.message}` : a.signature;
-}
-
-function failed(ref: string, attempts: SignatureAttempt[], warnings: string[]): VerificationOutcome {
-  if (attempts.length === 0) {
-    return {
-      status: 'failed',
-      code: 'no-signatures',
-      message: `no signatures found for '${ref}'`,
-      details: { ref },
-      warnings,
-      attempts,
-    };
-  }
-  const codes = new Set(attempts.map((a) => a.failure?.code ?? 'unknown'));
-  const code = codes.size === 1 ? [...codes][0]! : 'all-failed';
-  return {
-    status: 'failed',
-    code,
-    message: `no matching signatures were found for '${ref}': ${attempts.map(label).join('; ')}`,
-    details: { ref, attempts: attempts.length },
-    warnings,
-    attempts,
-  };
-}
-
 class CosignVerifier implements PreparedVerifier {
   readonly provider = 'cosign' as const;
   readonly fingerprint: string;
@@ -115,94 +79,76 @@ class CosignVerifier implements PreparedVerifier {
     this.fingerprint = fingerprintOf(ctx.mode, ctx.trust);
   }
 
-  async verify(target: VerifyTarget, opts: VerifyOptions): Promise<VerificationOutcome> {
+  verify(target: VerifyTarget, opts: VerifyOptions): Promise<VerificationOutcome> {
     const { registry } = target;
     const digest = target.descriptor.digest;
-    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) {
-      throw new Error(`cosign verification needs a sha256 digest, got '${digest}'`);
-    }
     const ref = `${registry.registry}/${registry.repository}@${digest}`;
-    const max = opts.maxSignatures > 0 ? opts.maxSignatures : DEFAULT_MAX_SIGNATURES;
-    const now = opts.now ?? new Date();
-    const log = opts.log;
-    const attempts: SignatureAttempt[] = [];
-    const warnings: string[] = [];
-    const abortCheck = (): void => opts.signal?.throwIfAborted();
-
-    const pass = (signature: string, res: SignatureResult, extra: Record<string, unknown>): VerificationOutcome => {
-      attempts.push({ signature });
-      return {
-        status: 'verified',
-        message: describe(res),
-        details: {
-          provider: 'cosign',
-          mode: this.#ctx.mode.kind,
-          format: res.format,
-          signature,
-          trustedRoot: this.#ctx.trust.source,
-          ...(res.key ? { key: res.key } : {}),
-          ...(res.identity ? { identity: res.identity } : {}),
-          ...(res.tlog ? { rekor: { ...res.tlog, integratedTimeISO: new Date(res.tlog.integratedTime * 1000).toISOString() } } : {}),
-          ...(res.signingTime ? { signingTime: res.signingTime } : {}),
-          ...extra,
-        },
-        warnings,
-        attempts,
-      };
-    };
-
-    // 1. cosign v3 Sigstore bundles (OCI 1.1 referrers).
-    let bundleDiscoveryError: unknown;
-    let bundles: Awaited<ReturnType<typeof discoverBundles>> = [];
-    try {
-      bundles = await discoverBundles(registry, digest);
-    } catch (err) {
-      bundleDiscoveryError = err;
-      warnings.push(`bundle discovery failed, falling back to the .sig tag: ${errorText(err)}`);
-      log?.warn({ err, ref }, 'cosign bundle discovery failed; trying legacy .sig');
-    }
-    for (const desc of bundles) {
-      if (attempts.length >= max) break;
-      abortCheck();
-      try {
-        const bytes = await loadBundle(registry, desc, digest);
-        const res = verifyOciBundle(bytes, digest, this.#ctx);
-        return pass(desc.digest, res, { predicateType: res.predicateType });
-      } catch (err) {
-        if (!(err instanceof CheckFailure)) throw err;
-        log?.debug({ signature: desc.digest, code: err.code, msg: err.message }, 'cosign bundle rejected');
-        attempts.push({ signature: desc.digest, failure: err.toFailure() });
-      }
-    }
-
-    // 2. Legacy `sha256-<hex>.sig` simple-signing layers.
-    if (attempts.length < max) {
-      abortCheck();
-      let legacy: Awaited<ReturnType<typeof discoverLegacy>> = null;
-      try {
-        legacy = await discoverLegacy(registry, digest);
-      } catch (err) {
-        if (!(err instanceof CheckFailure)) throw err;
-        attempts.push({ signature: signatureTag(digest), failure: err.toFailure() });
-      }
-      if (legacy === null && attempts.length === 0 && bundleDiscoveryError !== undefined) throw bundleDiscoveryError;
-      if (legacy) {
-        for (const [i, layer] of legacy.layers.entries()) {
-          if (attempts.length >= max) break;
-          abortCheck();
-          const signature = `${legacy.manifestDigest} layer ${i + 1}`;
-          try {
-            const res = await verifyLegacyLayer(registry, layer, digest, this.#ctx, now);
-            return pass(signature, res, { signatureManifest: legacy.manifestDigest, payload: layer.digest });
-          } catch (err) {
-            if (!(err instanceof CheckFailure)) throw err;
-            log?.debug({ signature, code: err.code, msg: err.message }, 'cosign signature rejected');
-            attempts.push({ signature, failure: err.toFailure() });
-          }
+    const ctx: CheckContext = { ...this.#ctx, limits: resolveLimits(opts.limits), now: opts.now ?? new Date(), ...(opts.signal ? { signal: opts.signal } : {}) };
+    const base = { provider: 'cosign', mode: ctx.mode.kind, trustedRoot: ctx.trust.source };
+    const passed = (res: SignatureResult, extra: Record<string, unknown>) => ({
+      passed: true as const,
+      authenticity: 'established' as const,
+      message: describe(res),
+      details: {
+        format: res.format,
+        ...(res.key ? { key: res.key } : {}),
+        ...(res.identity ? { identity: res.identity } : {}),
+        ...(res.tlog ? { rekor: { ...res.tlog, integratedTimeISO: new Date(res.tlog.integratedTime * 1000).toISOString() } } : {}),
+        ...(res.signingTime ? { signingTime: res.signingTime } : {}),
+        ...extra,
+      },
+      warnings: [],
+    });
+    return verifySignatures('cosign', ref, opts, async () => {
+      if (!/^sha256:[a-f0-9]{64}$/.test(digest)) fail('unsupported', `cosign verification needs a sha256 digest, got '${digest}'`);
+      const notes: string[] = [];
+      async function* candidates(): AsyncGenerator<Candidate> {
+        // 1. cosign v3 Sigstore bundles (OCI 1.1 referrers).
+        let bundles: Awaited<ReturnType<typeof discoverBundles>> = [];
+        let bundleError: unknown;
+        try {
+          bundles = await discoverBundles(registry, digest);
+        } catch (err) {
+          if (ctx.signal?.aborted) throw err;
+          bundleError = err;
+          notes.push(`bundle discovery failed, falling back to the .sig tag: ${errorText(err)}`);
+          opts.log?.warn({ err, ref }, 'cosign bundle discovery failed; trying legacy .sig');
+        }
+        for (const desc of bundles) {
+          yield {
+            signature: desc.digest,
+            check: async () => {
+              const res = verifyOciBundle(await loadBundle(registry, desc, digest, ctx.limits), digest, ctx);
+              return passed(res, { signature: desc.digest, predicateType: res.predicateType });
+            },
+          };
+        }
+        // 2. Legacy `sha256-<hex>.sig` simple-signing layers.
+        let legacy: Awaited<ReturnType<typeof discoverLegacy>> = null;
+        try {
+          legacy = await discoverLegacy(registry, digest, ctx.limits);
+        } catch (err) {
+          if (!(err instanceof VerificationError)) throw err;
+          yield { signature: signatureTag(digest), check: () => Promise.reject(err) };
+          return;
+        }
+        if (legacy === null && bundleError !== undefined) throw bundleError;
+        for (const [i, layer] of (legacy?.layers ?? []).entries()) {
+          const signature = `${legacy!.manifestDigest} layer ${i + 1}`;
+          yield {
+            signature,
+            check: async () => passed(await verifyLegacyLayer(registry, layer, digest, ctx), { signature, signatureManifest: legacy!.manifestDigest, payload: layer.digest }),
+          };
         }
       }
-    }
-    return failed(ref, attempts, warnings);
+      return {
+        candidates: candidates(),
+        notes,
+        details: base,
+        noSignatures: () => `no signatures found for '${ref}'`,
+        rejected: (attempts) => `no matching signatures were found for '${ref}': ${attempts.map((a) => `${a.signature}: ${a.failure!.code}: ${a.failure!.message}`).join('; ')}`,
+      };
+    });
   }
 }
 

@@ -1,17 +1,19 @@
+import { LimitError } from '../../api/limits.ts';
 import type { RegistryReader } from '../../oci/reader.ts';
 import type { Descriptor } from '../../oci/types.ts';
 import { RegistryError } from '../../oci/errors.ts';
-import { X509Certificate as NodeX509 } from 'node:crypto';
-import type { CosignContext, SignatureResult, TlogInfo } from './context.ts';
-import { Limits } from './context.ts';
+import { errorText, fail } from '../errors.ts';
+import { parseJSON } from '../json.ts';
+import { parseTimestampResponse, tokenSignedBy, tsaEKUProblem, verifyTimestampByAuthority, type TimestampToken } from '../x509/timestamp.ts';
+import type { CheckContext, SignatureResult, TlogInfo } from './context.ts';
+import { AnnotationLimits } from './context.ts';
 import { decodeBase64 } from './encoding.ts';
-import { fail, errorText } from './errors.ts';
+import { parsePEMCertificates, verifyCertificateChain, verifyEmbeddedSCTs } from './fulcio.ts';
+import { certIdentity, matchIdentity } from './identity.ts';
 import { fromKeyObject, verifySignature, type VerificationKey } from './keys.ts';
 import { checkDigestClaim, parseSimpleSigning } from './payload.ts';
 import { parseRekorBundle, verifyRekorBody, verifySET } from './rekor.ts';
-import { parseCertificates, verifyCertificateChain, verifyEmbeddedSCTs } from './fulcio.ts';
-import { certIdentity, matchIdentity } from './identity.ts';
-import { verifyRFC3161Annotation } from './timestamp.ts';
+import type { CertificateAuthority } from './trustroot.ts';
 
 export const Annotations = {
   signature: 'dev.cosignproject.cosign/signature',
@@ -35,13 +37,11 @@ function annotation(layer: Descriptor, key: string, max: number, required: boole
 }
 
 /** Fetches the payload blob; registry failures other than 404 propagate (transient). */
-async function fetchPayload(reader: RegistryReader, layer: Descriptor): Promise<Buffer> {
+async function fetchPayload(reader: RegistryReader, layer: Descriptor, max: number): Promise<Buffer> {
   if (!Number.isSafeInteger(layer.size) || layer.size < 0) fail('malformed', 'payload layer has an invalid size');
-  if (layer.size > Limits.payloadBytes) {
-    fail('malformed', `payload is ${layer.size} bytes, over the ${Limits.payloadBytes}-byte limit`);
-  }
+  if (layer.size > max) throw new LimitError('maxEnvelopeSize', `signed payload ${layer.digest} is ${layer.size} bytes, more than ${max}`);
   try {
-    return await reader.fetchBlob(layer, { maxBytes: Limits.payloadBytes });
+    return await reader.fetchBlob(layer, { maxBytes: max });
   } catch (err) {
     if (err instanceof RegistryError && !err.isNotFound) throw err;
     return fail('fetch-failed', `payload blob ${layer.digest}: ${errorText(err)}`, err);
@@ -49,26 +49,61 @@ async function fetchPayload(reader: RegistryReader, layer: Descriptor): Promise<
 }
 
 /**
+ * The `dev.sigstore.cosign/rfc3161timestamp` annotation: JSON {"SignedRFC3161Timestamp": base64 DER
+ * TimeStampResp} over the raw signature bytes, verified against the trusted root's timestamp authorities
+ * (x509/timestamp.ts). Returns the signing time.
+ */
+async function timestampFromAnnotation(text: string, signature: Buffer, tsas: CertificateAuthority[], ctx: CheckContext): Promise<Date> {
+  let v: unknown;
+  try {
+    v = parseJSON(text, 'RFC 3161 timestamp annotation', ctx.limits.maxJSONDepth);
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
+    fail('malformed', 'RFC 3161 timestamp annotation is not valid JSON');
+  }
+  const b64 = (v as { SignedRFC3161Timestamp?: unknown } | null)?.SignedRFC3161Timestamp;
+  if (typeof b64 !== 'string') fail('malformed', 'RFC 3161 timestamp annotation lacks SignedRFC3161Timestamp');
+  let token: TimestampToken;
+  try {
+    token = parseTimestampResponse(decodeBase64(b64, 'RFC 3161 timestamp'), ctx.limits);
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
+    return fail('malformed', `RFC 3161 timestamp does not parse: ${errorText(err)}`);
+  }
+  // TSAs whose certificate may not sign timestamps cannot vouch for a time (sigstore/timestamp-authority);
+  // name the problem of the one that signed rather than a bare "could not be verified".
+  const usable = tsas.filter((a) => a.certChain[0] !== undefined && tsaEKUProblem(a.certChain[0]) === undefined);
+  const signedBy = (a: CertificateAuthority) => a.certChain[0] !== undefined && tokenSignedBy(token, a.certChain[0]);
+  if (!usable.some(signedBy)) {
+    const bad = tsas.find(signedBy)?.certChain[0];
+    if (bad) fail('timestamp-invalid', `RFC 3161 timestamp does not verify: TSA certificate '${bad.node.subject.replace(/\n/g, ', ')}' ${tsaEKUProblem(bad)}`);
+  }
+  try {
+    return await verifyTimestampByAuthority(token, signature, usable, { limits: ctx.limits, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  } catch (err) {
+    if (err instanceof LimitError || ctx.signal?.aborted) throw err;
+    return fail('timestamp-invalid', `RFC 3161 timestamp does not verify: ${errorText(err)}`);
+  }
+}
+
+/**
  * Verifies one `application/vnd.dev.cosign.simplesigning.v1+json` layer of a `.sig` manifest.
  * Order of checks (the first failure is reported): annotations → payload → signature →
  * digest claim → Rekor SET and entry binding → (keyless) chain at the signing time, SCT, identity.
+ * Keyless signatures need the Rekor entry whenever the trusted root lists a transparency log (cosign
+ * without --insecure-ignore-tlog, and our bundle path); an RFC 3161 timestamp dates a signature only
+ * for a trusted root without a log.
  */
-export async function verifyLegacyLayer(
-  reader: RegistryReader,
-  layer: Descriptor,
-  digest: string,
-  ctx: CosignContext,
-  now: Date,
-): Promise<SignatureResult> {
-  const sig = decodeBase64(annotation(layer, Annotations.signature, Limits.signatureAnnotation, true), 'signature annotation');
-  const certPem = annotation(layer, Annotations.certificate, Limits.certificateAnnotation, false);
-  const chainPem = annotation(layer, Annotations.chain, Limits.chainAnnotation, false);
-  const bundleText = annotation(layer, Annotations.bundle, Limits.bundleAnnotation, false);
-  const tsText = annotation(layer, Annotations.rfc3161, Limits.timestampAnnotation, false);
+export async function verifyLegacyLayer(reader: RegistryReader, layer: Descriptor, digest: string, ctx: CheckContext): Promise<SignatureResult> {
+  const sig = decodeBase64(annotation(layer, Annotations.signature, AnnotationLimits.signatureAnnotation, true), 'signature annotation');
+  const certPem = annotation(layer, Annotations.certificate, AnnotationLimits.certificateAnnotation, false);
+  const chainPem = annotation(layer, Annotations.chain, AnnotationLimits.chainAnnotation, false);
+  const bundleText = annotation(layer, Annotations.bundle, AnnotationLimits.bundleAnnotation, false);
+  const tsText = annotation(layer, Annotations.rfc3161, AnnotationLimits.timestampAnnotation, false);
   const rekor = bundleText === undefined ? undefined : parseRekorBundle(bundleText);
 
-  const payload = await fetchPayload(reader, layer);
-  const claims = parseSimpleSigning(payload);
+  const payload = await fetchPayload(reader, layer, ctx.limits.maxEnvelopeSize);
+  const claims = parseSimpleSigning(payload, ctx.limits);
 
   if (ctx.mode.kind === 'key') {
     const key = ctx.mode.keys.find((k) => verifySignature(k, payload, sig));
@@ -91,41 +126,44 @@ export async function verifyLegacyLayer(
 
   // Keyless.
   if (certPem === undefined) fail('key-mismatch', 'signature has no certificate; keyless verification needs a Fulcio certificate');
-  const certs = parseCertificates(certPem, 'certificate annotation');
+  const certs = parsePEMCertificates(certPem, 'certificate annotation', ctx.limits);
   const leaf = certs[0];
   if (!leaf) fail('malformed', 'certificate annotation holds no certificate');
-  const chain = chainPem === undefined ? [] : parseCertificates(chainPem, 'chain annotation');
+  const chain = chainPem === undefined ? [] : parsePEMCertificates(chainPem, 'chain annotation', ctx.limits);
   let leafKey: VerificationKey;
   try {
-    leafKey = fromKeyObject('certificate', new NodeX509(leaf.root.toDER()).publicKey);
+    leafKey = fromKeyObject('certificate', leaf.node.publicKey);
   } catch (err) {
     return fail('malformed', `certificate public key: ${errorText(err)}`);
   }
   if (!verifySignature(leafKey, payload, sig)) fail('signature-invalid', 'signature does not verify with the certificate key');
   checkDigestClaim(claims, digest);
 
-  const trust = ctx.trust.material;
+  const trust = ctx.trust;
+  const tlogs = trust.material.tlogs;
   let at: Date;
   let tlog: TlogInfo | undefined;
   if (rekor) {
-    verifySET(rekor, trust.tlogs);
-    verifyRekorBody(rekor, { signature: sig, payload, certDer: leaf.root.toDER() });
+    verifySET(rekor, tlogs);
+    verifyRekorBody(rekor, { signature: sig, payload, certDer: leaf.der });
     tlog = { logIndex: rekor.logIndex, integratedTime: rekor.integratedTime, logID: rekor.logID };
     at = new Date(rekor.integratedTime * 1000);
+  } else if (tlogs.length > 0) {
+    fail('tlog-missing', `signature has no Rekor bundle; the trusted root (${trust.source}) lists a transparency log, so its entry is required${tsText !== undefined ? ' (an RFC 3161 timestamp does not replace it)' : ''}`);
   } else if (tsText !== undefined && trust.timestampAuthorities.length > 0) {
-    at = verifyRFC3161Annotation(tsText, sig, trust.timestampAuthorities);
-  } else if (trust.tlogs.length === 0 && trust.timestampAuthorities.length === 0) {
+    at = await timestampFromAnnotation(tsText, sig, trust.timestampAuthorities, ctx);
+  } else if (trust.timestampAuthorities.length === 0) {
     // A private PKI without a log or TSA (cosign --insecure-ignore-tlog): only the current time
     // can be checked, so the certificate must still be valid.
-    at = now;
+    at = ctx.now;
   } else {
-    fail('tlog-missing', 'signature has no Rekor bundle (or RFC 3161 timestamp) proving when it was made; offline verification needs one');
+    fail('tlog-missing', 'signature has no RFC 3161 timestamp proving when it was made; the trusted root lists timestamp authorities and no transparency log');
   }
-  const path = verifyCertificateChain(leaf, chain, trust.certificateAuthorities, at);
-  if (trust.ctlogs.length > 0) {
+  const path = await verifyCertificateChain(leaf, chain, trust.certificateAuthorities, at, ctx.limits, ctx.signal);
+  if (trust.material.ctlogs.length > 0) {
     const issuer = path[1];
     if (!issuer) fail('chain-invalid', 'the signing certificate is itself trusted; cannot check its SCT');
-    verifyEmbeddedSCTs(leaf, issuer, trust.ctlogs);
+    verifyEmbeddedSCTs(leaf, issuer, trust.material.ctlogs);
   }
   const id = certIdentity(leaf);
   const rule = matchIdentity(id, ctx.mode.rules);

@@ -1,4 +1,6 @@
-import { fail } from './errors.ts';
+import { LimitError, type Limits } from '../../api/limits.ts';
+import { fail } from '../errors.ts';
+import { parseJSON } from '../json.ts';
 
 export const SIMPLESIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 
@@ -12,11 +14,12 @@ export interface SimpleSigningClaims {
  * re-serialised). Like cosign's `SimpleClaimVerifier` (Go JSON decoding is case-insensitive for
  * field names), keys are matched case-insensitively; `critical.type` is not checked.
  */
-export function parseSimpleSigning(bytes: Buffer): SimpleSigningClaims {
+export function parseSimpleSigning(bytes: Buffer, limits: Pick<Limits, 'maxJSONDepth'>): SimpleSigningClaims {
   let v: unknown;
   try {
-    v = JSON.parse(bytes.toString('utf8'));
-  } catch {
+    v = parseJSON(bytes, 'signature payload', limits.maxJSONDepth);
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
     fail('malformed', 'signature payload is not valid JSON');
   }
   const critical = field(v, 'critical');

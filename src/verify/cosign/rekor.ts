@@ -1,9 +1,12 @@
-import { X509Certificate as NodeX509 } from 'node:crypto';
 import { json as sjson, crypto as scrypto } from '@sigstore/core';
 import type { TrustMaterial } from '@sigstore/verify';
-type TLogAuthority = TrustMaterial['tlogs'][number];
+import { DefaultLimits, LimitError } from '../../api/limits.ts';
+import { fail, VerificationError } from '../errors.ts';
+import { parseJSON } from '../json.ts';
+import { parseCertificate } from '../x509/certs.ts';
 import { decodeBase64, pemBlocks, sha256Hex } from './encoding.ts';
-import { fail } from './errors.ts';
+
+type TLogAuthority = TrustMaterial['tlogs'][number];
 
 /** The `dev.sigstore.cosign/bundle` annotation: a Rekor SignedEntryTimestamp and its payload. */
 export interface RekorBundle {
@@ -19,8 +22,9 @@ export interface RekorBundle {
 export function parseRekorBundle(text: string): RekorBundle {
   let v: unknown;
   try {
-    v = JSON.parse(text);
-  } catch {
+    v = parseJSON(text, 'Rekor bundle annotation', DefaultLimits.maxJSONDepth);
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
     fail('malformed', 'Rekor bundle annotation is not valid JSON');
   }
   const o = v as { SignedEntryTimestamp?: unknown; Payload?: Record<string, unknown> } | null;
@@ -88,9 +92,9 @@ export interface RekorBinding {
 export function verifyRekorBody(b: RekorBundle, bind: RekorBinding): { kind: string } {
   let entry: unknown;
   try {
-    entry = JSON.parse(decodeBase64(b.body, 'Rekor entry body').toString('utf8'));
+    entry = parseJSON(decodeBase64(b.body, 'Rekor entry body'), 'Rekor entry body', DefaultLimits.maxJSONDepth);
   } catch (err) {
-    if (err instanceof Error && err.name === 'CheckFailure') throw err;
+    if (err instanceof VerificationError || err instanceof LimitError) throw err;
     fail('malformed', 'Rekor entry body is not valid JSON');
   }
   const e = entry as {
@@ -124,7 +128,7 @@ export function verifyRekorBody(b: RekorBundle, bind: RekorBinding): { kind: str
     if (first.type === 'PUBLIC KEY') spki = first.der;
     else if (first.type === 'CERTIFICATE') {
       try {
-        spki = Buffer.from(new NodeX509(first.der).publicKey.export({ format: 'der', type: 'spki' }));
+        spki = Buffer.from(parseCertificate(first.der).node.publicKey.export({ format: 'der', type: 'spki' }));
       } catch {
         spki = undefined;
       }

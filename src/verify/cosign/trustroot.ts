@@ -2,7 +2,18 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
+import { DefaultLimits } from '../../api/limits.ts';
+import { parseJSON } from '../json.ts';
+import { parseCertificate, type Cert } from '../x509/certs.ts';
+import { tsaEKUProblem } from '../x509/timestamp.ts';
 import { sha256Hex } from './encoding.ts';
+
+/** A Fulcio CA or a timestamp authority of the trusted root, in the x509/ certificate type. */
+export interface CertificateAuthority {
+  /** Issuing certificate first (the TSA's signing certificate for a timestamp authority). */
+  certChain: Cert[];
+  validFor: { start: Date; end: Date };
+}
 
 /** Parsed Sigstore trust material (Fulcio CAs, Rekor logs, CT logs, TSAs) and its provenance. */
 export interface TrustRoot {
@@ -10,7 +21,26 @@ export interface TrustRoot {
   source: string;
   /** Hex SHA-256 of the trusted_root.json bytes. */
   digest: string;
+  /**
+   * For @sigstore/verify (bundles). Its timestamp authorities are only those whose signing certificate
+   * may sign timestamps (tsaEKUProblem), as sigstore-go keeps them; @sigstore/verify does not check.
+   */
   material: TrustMaterial;
+  /** For the legacy `.sig` checks done here. */
+  certificateAuthorities: CertificateAuthority[];
+  /** Every TSA of the trusted root, usable or not (the legacy path names the problem of an unusable one). */
+  timestampAuthorities: CertificateAuthority[];
+}
+
+type RootJSON = ReturnType<typeof TrustedRoot.fromJSON>;
+type AuthorityJSON = RootJSON['certificateAuthorities'][number];
+
+/** As @sigstore/verify's createCertAuthority: a missing start is the epoch, a missing end is "forever". */
+function authority(a: AuthorityJSON): CertificateAuthority {
+  return {
+    certChain: (a.certChain?.certificates ?? []).map((c) => parseCertificate(c.rawBytes)),
+    validFor: { start: a.validFor?.start ?? new Date(0), end: a.validFor?.end ?? new Date(8.64e15) },
+  };
 }
 
 export const TRUSTED_ROOT_KEY = 'trusted_root.json';
@@ -37,7 +67,7 @@ export function publicGoodTrustRoot(): TrustRoot {
 export function parseTrustedRoot(bytes: Buffer, source: string): TrustRoot {
   let json: unknown;
   try {
-    json = JSON.parse(bytes.toString('utf8'));
+    json = parseJSON(bytes, 'trusted_root.json', DefaultLimits.maxJSONDepth);
   } catch (err) {
     throw new Error(`not valid JSON: ${(err as Error).message}`);
   }
@@ -47,13 +77,23 @@ export function parseTrustedRoot(bytes: Buffer, source: string): TrustRoot {
     throw new Error(`unexpected mediaType ${JSON.stringify(mediaType)} (want application/vnd.dev.sigstore.trustedroot…)`);
   }
   let material: TrustMaterial;
+  let certificateAuthorities: CertificateAuthority[];
+  let timestampAuthorities: CertificateAuthority[];
   try {
-    material = toTrustMaterial(TrustedRoot.fromJSON(json));
+    const root = TrustedRoot.fromJSON(json);
+    material = toTrustMaterial(root);
+    certificateAuthorities = root.certificateAuthorities.map(authority);
+    timestampAuthorities = root.timestampAuthorities.map(authority);
   } catch (err) {
     throw new Error(`invalid trust material: ${(err as Error).message}`);
   }
   if (material.certificateAuthorities.length === 0 && material.tlogs.length === 0) {
     throw new Error('no certificate authorities and no transparency logs');
   }
-  return { source, digest: sha256Hex(bytes), material };
+  // Same order in both lists: keep the bundle verifier's TSAs whose signing certificate is usable.
+  const usable = material.timestampAuthorities.filter((_, i) => {
+    const signer = timestampAuthorities[i]?.certChain[0];
+    return signer !== undefined && tsaEKUProblem(signer) === undefined;
+  });
+  return { source, digest: sha256Hex(bytes), material: { ...material, timestampAuthorities: usable }, certificateAuthorities, timestampAuthorities };
 }

@@ -6,10 +6,11 @@
 // Sig_structure is encoded with cborg (deterministic, pure JS).
 
 import { encode as cborEncode } from 'cborg';
+import { LimitError, type Limits } from '../../api/limits.ts';
+import { VerificationError } from '../errors.ts';
 import { parseCertificate, type Cert } from '../x509/certs.ts';
 import {
   algorithmForCert,
-  EnvelopeError,
   H_AUTHENTIC_SIGNING_TIME,
   H_EXPIRY,
   H_PLUGIN,
@@ -36,8 +37,8 @@ export class CborTag {
 export type CborValue = number | bigint | string | Buffer | boolean | null | undefined | CborValue[] | Map<CborKey, CborValue> | CborTag;
 type CborKey = number | bigint | string;
 
-/** Strict CBOR decode of exactly one item filling `buf`. */
-export function decodeCbor(buf: Buffer): CborValue {
+/** Strict CBOR decode of exactly one item filling `buf`, nested at most `maxDepth` levels (LimitError). */
+export function decodeCbor(buf: Buffer, maxDepth: number): CborValue {
   let pos = 0;
   const fail = (m: string): never => {
     throw new Error(`cbor: ${m} at byte ${pos}`);
@@ -60,7 +61,7 @@ export function decodeCbor(buf: Buffer): CborValue {
     return v as number;
   };
   const item = (depth: number): CborValue => {
-    if (depth > 32) fail('nesting too deep');
+    if (depth > maxDepth) throw new LimitError('maxCBORDepth', `CBOR nests deeper than ${maxDepth} levels`);
     if (pos >= buf.length) fail('unexpected end of data');
     const ib = buf[pos++]!;
     const mt = ib >> 5;
@@ -155,74 +156,82 @@ export function coseToBeSigned(protectedBytes: Buffer, payload: Buffer): Buffer 
 
 function epochTime(v: CborValue | undefined, name: string): Date | undefined {
   if (v === undefined) return undefined;
-  if (!(v instanceof CborTag) || v.tag !== 1) throw new EnvelopeError('integrity', `header "${name}" must be a CBOR tag 1 (epoch seconds) time`);
+  if (!(v instanceof CborTag) || v.tag !== 1) throw new VerificationError('integrity', `header "${name}" must be a CBOR tag 1 (epoch seconds) time`);
   const s = v.value;
-  if (typeof s !== 'number' || !Number.isInteger(s)) throw new EnvelopeError('integrity', `header "${name}" must be an integer number of seconds`);
+  if (typeof s !== 'number' || !Number.isInteger(s)) throw new VerificationError('integrity', `header "${name}" must be an integer number of seconds`);
   return new Date(s * 1000);
 }
 
-export function parseCOSE(blob: Buffer): EnvelopeContent {
+/**
+ * Verifies a COSE_Sign1 envelope's integrity (signature by the leaf key, headers, certificate chain) and
+ * returns its content. Throws VerificationError (`envelope-invalid` or `integrity`) or a budget's LimitError.
+ */
+export function verifyCOSEEnvelope(blob: Buffer, limits: Limits): EnvelopeContent {
   let top: CborValue;
   try {
-    top = decodeCbor(blob);
+    top = decodeCbor(blob, limits.maxCBORDepth);
   } catch (e) {
-    throw new EnvelopeError('format', `signature envelope is not valid CBOR: ${(e as Error).message}`);
+    if (e instanceof LimitError) throw e;
+    throw new VerificationError('envelope-invalid', `signature envelope is not valid CBOR: ${(e as Error).message}`);
   }
-  if (!(top instanceof CborTag) || top.tag !== 18) throw new EnvelopeError('format', 'signature envelope is not a tagged COSE_Sign1 message (CBOR tag 18)');
+  if (!(top instanceof CborTag) || top.tag !== 18) throw new VerificationError('envelope-invalid', 'signature envelope is not a tagged COSE_Sign1 message (CBOR tag 18)');
   const arr = top.value;
-  if (!Array.isArray(arr) || arr.length !== 4) throw new EnvelopeError('format', 'COSE_Sign1 must be an array of 4 elements');
+  if (!Array.isArray(arr) || arr.length !== 4) throw new VerificationError('envelope-invalid', 'COSE_Sign1 must be an array of 4 elements');
   const [protBytes, unprot, payload, signature] = arr;
   if (!Buffer.isBuffer(protBytes) || !(unprot instanceof Map) || !Buffer.isBuffer(payload) || !Buffer.isBuffer(signature)) {
-    throw new EnvelopeError('format', 'COSE_Sign1 elements must be [bstr protected, map unprotected, bstr payload, bstr signature]');
+    throw new VerificationError('envelope-invalid', 'COSE_Sign1 elements must be [bstr protected, map unprotected, bstr payload, bstr signature]');
   }
   let prot: Map<CborKey, CborValue>;
   try {
-    const p = protBytes.length === 0 ? new Map() : decodeCbor(protBytes);
+    const p = protBytes.length === 0 ? new Map() : decodeCbor(protBytes, limits.maxCBORDepth);
     if (!(p instanceof Map)) throw new Error('protected header is not a map');
     prot = p;
   } catch (e) {
-    throw new EnvelopeError('format', `invalid COSE protected header: ${(e as Error).message}`);
+    if (e instanceof LimitError) throw e;
+    throw new VerificationError('envelope-invalid', `invalid COSE protected header: ${(e as Error).message}`);
   }
   for (const k of unprot.keys()) {
-    if (prot.has(k)) throw new EnvelopeError('format', `COSE header label ${String(k)} is present in both protected and unprotected headers`);
+    if (prot.has(k)) throw new VerificationError('envelope-invalid', `COSE header label ${String(k)} is present in both protected and unprotected headers`);
   }
-  if (signature.length === 0) throw new EnvelopeError('integrity', 'signature is missing');
+  if (signature.length === 0) throw new VerificationError('integrity', 'signature is missing');
 
   const x5chain = unprot.get(33);
   if (!Array.isArray(x5chain) || x5chain.length === 0 || !x5chain.every((c) => Buffer.isBuffer(c))) {
-    throw new EnvelopeError('integrity', 'certificate chain is not present: unprotected header x5chain (33) must be an array of certificates');
+    throw new VerificationError('integrity', 'certificate chain is not present: unprotected header x5chain (33) must be an array of certificates');
   }
+  if (x5chain.length > limits.maxCertificates) throw new LimitError('maxCertificates', `the signature's certificate chain (x5chain) has ${x5chain.length} certificates, more than ${limits.maxCertificates}`);
   const certs: Cert[] = (x5chain as Buffer[]).map((c, i) => {
     try {
-      return parseCertificate(c);
+      return parseCertificate(c, limits);
     } catch (e) {
-      throw new EnvelopeError('integrity', `malformed leaf certificate or certificate chain: x5chain[${i}]: ${(e as Error).message}`);
+      if (e instanceof LimitError) throw e;
+      throw new VerificationError('integrity', `malformed leaf certificate or certificate chain: x5chain[${i}]: ${(e as Error).message}`);
     }
   });
 
   const algLabel = prot.get(1);
   const alg = typeof algLabel === 'number' ? COSE_ALGS[algLabel] : undefined;
-  if (!alg) throw new EnvelopeError('integrity', `signature algorithm ${String(algLabel)} is not supported`);
+  if (!alg) throw new VerificationError('integrity', `signature algorithm ${String(algLabel)} is not supported`);
   const expected = algorithmForCert(certs[0]!);
   if (expected !== alg) {
-    throw new EnvelopeError('integrity', `mismatch between signature algorithm derived from signing certificate (${expected}) and signing algorithm specified (${alg})`);
+    throw new VerificationError('integrity', `mismatch between signature algorithm derived from signing certificate (${expected}) and signing algorithm specified (${alg})`);
   }
   if (!verifyPrimitive(alg, certs[0]!, coseToBeSigned(protBytes, payload), signature, 'hash')) {
-    throw new EnvelopeError('integrity', 'signature is invalid. Error: verification error (the envelope was modified or was not signed by the leaf certificate key)');
+    throw new VerificationError('integrity', 'signature is invalid. Error: verification error (the envelope was modified or was not signed by the leaf certificate key)');
   }
 
   const crit = prot.get(2);
   if (crit !== undefined && (!Array.isArray(crit) || !crit.every((c) => typeof c === 'string' || typeof c === 'number'))) {
-    throw new EnvelopeError('integrity', 'crit header (2) must be an array of labels');
+    throw new VerificationError('integrity', 'crit header (2) must be an array of labels');
   }
   const cty = prot.get(3);
-  if (typeof cty !== 'string') throw new EnvelopeError('integrity', 'content type (3) header must be present and a text string');
+  if (typeof cty !== 'string') throw new VerificationError('integrity', 'content type (3) header must be present and a text string');
   const scheme = prot.get(H_SIGNING_SCHEME);
-  if (!isSigningScheme(scheme)) throw new EnvelopeError('integrity', `signing scheme ${JSON.stringify(scheme)} is not supported`);
+  if (!isSigningScheme(scheme)) throw new VerificationError('integrity', `signing scheme ${JSON.stringify(scheme)} is not supported`);
   const tstr = (m: Map<CborKey, CborValue>, k: string): string | undefined => {
     const v = m.get(k);
     if (v === undefined) return undefined;
-    if (typeof v !== 'string') throw new EnvelopeError('integrity', `header "${k}" must be a text string`);
+    if (typeof v !== 'string') throw new VerificationError('integrity', `header "${k}" must be a text string`);
     return v;
   };
   const c: EnvelopeContent = { format: 'COSE', payload, contentType: cty, signingScheme: scheme, certs, alg, signature, extendedAttributes: [], critical: (crit as (string | number)[] | undefined) ?? [] };
@@ -242,7 +251,7 @@ export function parseCOSE(blob: Buffer): EnvelopeContent {
   }
   const ts = unprot.get(H_TIMESTAMP);
   if (ts !== undefined) {
-    if (!Buffer.isBuffer(ts)) throw new EnvelopeError('integrity', 'timestamp countersignature must be a byte string');
+    if (!Buffer.isBuffer(ts)) throw new VerificationError('integrity', 'timestamp countersignature must be a byte string');
     c.timestampToken = ts;
   }
   const agent = unprot.get(H_SIGNING_AGENT);

@@ -1,7 +1,10 @@
-// Notary Project signature envelopes: the format-neutral content both parsers produce, the
+// Notary Project signature envelopes: the format-neutral content both envelope verifiers produce, the
 // signing algorithms, and the checks shared by JWS and COSE (notation-core-go signature/internal/base).
+// Problems throw VerificationError: `envelope-invalid` when the envelope cannot be decoded, `integrity`
+// for everything else.
 
 import { verify as cryptoVerify, constants as cc } from 'node:crypto';
+import { VerificationError } from '../errors.ts';
 import type { Cert } from '../x509/certs.ts';
 import { keyAlgorithm, validateCodeSigningChain } from '../x509/chain.ts';
 
@@ -49,16 +52,6 @@ export interface EnvelopeContent {
   critical: (string | number)[];
 }
 
-/** `kind` = 'format' for undecodable envelopes, 'integrity' for everything else. */
-export class EnvelopeError extends Error {
-  readonly kind: 'format' | 'integrity';
-  constructor(kind: 'format' | 'integrity', message: string) {
-    super(message);
-    this.name = 'EnvelopeError';
-    this.kind = kind;
-  }
-}
-
 const HASH: Record<Algorithm, 'sha256' | 'sha384' | 'sha512'> = {
   PS256: 'sha256',
   PS384: 'sha384',
@@ -72,16 +65,16 @@ const HASH_LEN = { sha256: 32, sha384: 48, sha512: 64 };
 /** The algorithm notation derives from the signing key (exact sizes only). */
 export function algorithmForCert(cert: Cert): Algorithm {
   const ka = keyAlgorithm(cert);
-  if (!ka) throw new EnvelopeError('integrity', 'signing certificate has an unsupported public key type');
+  if (!ka) throw new VerificationError('integrity', 'signing certificate has an unsupported public key type');
   if (ka.kind === 'rsa') {
     const m: Record<number, Algorithm> = { 2048: 'PS256', 3072: 'PS384', 4096: 'PS512' };
     const a = m[ka.bits];
-    if (!a) throw new EnvelopeError('integrity', `rsa key size ${ka.bits} bits is not supported`);
+    if (!a) throw new VerificationError('integrity', `rsa key size ${ka.bits} bits is not supported`);
     return a;
   }
   const m: Record<number, Algorithm> = { 256: 'ES256', 384: 'ES384', 521: 'ES512' };
   const a = m[ka.bits];
-  if (!a) throw new EnvelopeError('integrity', `ecdsa key size ${ka.bits} bits is not supported`);
+  if (!a) throw new VerificationError('integrity', `ecdsa key size ${ka.bits} bits is not supported`);
   return a;
 }
 
@@ -112,43 +105,43 @@ export function verifyPrimitive(alg: Algorithm, cert: Cert, data: Uint8Array, si
  */
 export function validateCommon(c: EnvelopeContent, critical: (string | number)[], present: (k: string) => boolean): void {
   if (c.contentType !== PAYLOAD_CONTENT_TYPE) {
-    throw new EnvelopeError('integrity', `payload content type "${c.contentType}" not supported`);
+    throw new VerificationError('integrity', `payload content type "${c.contentType}" not supported`);
   }
   const mustCrit: string[] = [H_SIGNING_SCHEME];
   if (c.signingScheme === 'notary.x509') {
-    if (!c.signingTime) throw new EnvelopeError('integrity', `missing "${H_SIGNING_TIME}" header for signing scheme notary.x509`);
-    if (c.authenticSigningTime) throw new EnvelopeError('integrity', `"${H_AUTHENTIC_SIGNING_TIME}" header is not allowed with signing scheme notary.x509`);
+    if (!c.signingTime) throw new VerificationError('integrity', `missing "${H_SIGNING_TIME}" header for signing scheme notary.x509`);
+    if (c.authenticSigningTime) throw new VerificationError('integrity', `"${H_AUTHENTIC_SIGNING_TIME}" header is not allowed with signing scheme notary.x509`);
   } else {
-    if (!c.authenticSigningTime) throw new EnvelopeError('integrity', `missing "${H_AUTHENTIC_SIGNING_TIME}" header for signing scheme notary.x509.signingAuthority`);
+    if (!c.authenticSigningTime) throw new VerificationError('integrity', `missing "${H_AUTHENTIC_SIGNING_TIME}" header for signing scheme notary.x509.signingAuthority`);
     mustCrit.push(H_AUTHENTIC_SIGNING_TIME);
   }
   if (c.expiry) {
     mustCrit.push(H_EXPIRY);
     const signed = c.signingTime ?? c.authenticSigningTime;
-    if (signed && c.expiry <= signed) throw new EnvelopeError('integrity', `expiry "${c.expiry.toISOString()}" must be later than the signing time "${signed.toISOString()}"`);
+    if (signed && c.expiry <= signed) throw new VerificationError('integrity', `expiry "${c.expiry.toISOString()}" must be later than the signing time "${signed.toISOString()}"`);
   }
-  if (critical.length === 0) throw new EnvelopeError('integrity', 'missing "crit" header: it must list the critical headers');
+  if (critical.length === 0) throw new VerificationError('integrity', 'missing "crit" header: it must list the critical headers');
   for (const h of mustCrit) {
-    if (!critical.includes(h)) throw new EnvelopeError('integrity', `header "${h}" must be marked critical`);
+    if (!critical.includes(h)) throw new VerificationError('integrity', `header "${h}" must be marked critical`);
   }
   for (const h of critical) {
-    if (!present(String(h))) throw new EnvelopeError('integrity', `header "${String(h)}" is marked critical but not present`);
+    if (!present(String(h))) throw new VerificationError('integrity', `header "${String(h)}" is marked critical but not present`);
   }
-  if (c.certs.length === 0) throw new EnvelopeError('integrity', 'certificate chain is not present');
+  if (c.certs.length === 0) throw new VerificationError('integrity', 'certificate chain is not present');
   try {
     validateCodeSigningChain(c.certs);
   } catch (e) {
-    throw new EnvelopeError('integrity', `invalid certificate chain: ${(e as Error).message}`);
+    throw new VerificationError('integrity', `invalid certificate chain: ${(e as Error).message}`);
   }
 }
 
 /** Go `time.Time` JSON: RFC 3339 with optional fraction and numeric offset. */
 export function parseRFC3339(v: unknown, name: string): Date {
   if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(v)) {
-    throw new EnvelopeError('integrity', `header "${name}" is not an RFC 3339 time: ${JSON.stringify(v)}`);
+    throw new VerificationError('integrity', `header "${name}" is not an RFC 3339 time: ${JSON.stringify(v)}`);
   }
   const d = new Date(v);
-  if (Number.isNaN(d.getTime())) throw new EnvelopeError('integrity', `header "${name}" is not a valid time: ${v}`);
+  if (Number.isNaN(d.getTime())) throw new VerificationError('integrity', `header "${name}" is not a valid time: ${v}`);
   return d;
 }
 

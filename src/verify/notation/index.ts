@@ -7,18 +7,13 @@
 // `opts.maxSignatures` of them; the first that passes wins.
 
 import { createHash } from 'node:crypto';
+import { LimitError } from '../../api/limits.ts';
 import type { Descriptor, ImageManifest } from '../../oci/types.ts';
 import { MediaTypes } from '../../oci/types.ts';
-import {
-  VerifyConfigError,
-  type PreparedVerifier,
-  type Provider,
-  type SignatureAttempt,
-  type VerificationOutcome,
-  type VerifyConfig,
-  type VerifyOptions,
-  type VerifyTarget,
-} from '../types.ts';
+import { VerificationError } from '../errors.ts';
+import { parseJSON } from '../json.ts';
+import { resolveLimits, verifySignatures, type CheckResult } from '../signatures.ts';
+import { VerifyConfigError, type PreparedVerifier, type Provider, type VerificationOutcome, type VerifyConfig, type VerifyOptions, type VerifyTarget } from '../types.ts';
 import { RevocationCache, type HttpFetcher } from '../x509/revocation.ts';
 import { SIGNATURE_ARTIFACT_TYPE } from './envelope.ts';
 import {
@@ -29,12 +24,12 @@ import {
   TrustPolicyError,
   validateTrustPolicy,
   type TrustPolicyDocument,
+  type TrustPolicyStatement,
 } from './trustpolicy.ts';
 import { loadTrustStores } from './truststore.ts';
-import { failure, verifySignature, type VerifierContext } from './verifier.ts';
+import { notationError, verifySignature, type SignatureContext, type VerifierContext } from './verifier.ts';
 
 export const MAX_SIGNATURE_MANIFEST_BYTES = 4 * 1024 * 1024;
-export const MAX_SIGNATURE_ENVELOPE_BYTES = 32 * 1024 * 1024;
 const LEGACY_ARTIFACT_MANIFEST = 'application/vnd.oci.artifact.manifest.v1+json';
 const POLICY_KEYS = ['trustpolicy.oci.json', 'trustpolicy.json'];
 
@@ -140,132 +135,84 @@ async function discover(target: VerifyTarget): Promise<Descriptor[]> {
   return out;
 }
 
-async function verifyArtifact(ctx: VerifierContext, policy: TrustPolicyDocument, target: VerifyTarget, opts: VerifyOptions): Promise<VerificationOutcome> {
-  const now = opts.now ?? new Date();
+function verifyArtifact(ctx: VerifierContext, policy: TrustPolicyDocument, target: VerifyTarget, opts: VerifyOptions): Promise<VerificationOutcome> {
   const { registry, descriptor } = target;
   const ref = `${registry.registry}/${registry.repository}@${descriptor.digest}`;
   const shown = target.tag ? `${registry.registry}/${registry.repository}:${target.tag}@${descriptor.digest}` : ref;
-  const log = opts.log;
-
-  let statement;
-  try {
-    statement = selectStatement(policy, ref);
-  } catch (e) {
-    return { status: 'failed', code: 'no-policy', message: `notation verification of ${shown} failed: ${(e as Error).message}`, details: { reference: ref }, warnings: [], attempts: [] };
-  }
-  const level = getVerificationLevel(statement.signatureVerification);
-  if (level.name === 'skip') {
-    return {
-      status: 'skipped',
-      message: `signature verification skipped by trust policy statement '${statement.name}' (level "skip") for ${ref}`,
-      details: { reference: ref, policyStatement: statement.name, level: 'skip' },
-      warnings: [],
-      attempts: [],
-    };
-  }
-
-  const max = opts.maxSignatures > 0 ? opts.maxSignatures : 10;
-  const descriptors = await discover(target);
-  const attempts: SignatureAttempt[] = [];
-  let limitReached = false;
-  for (const d of descriptors) {
-    opts.signal?.throwIfAborted();
-    if (attempts.length >= max) {
-      limitReached = true;
-      break;
-    }
-    const fetched = await registry.fetchManifest(d.digest, {
-      maxBytes: MAX_SIGNATURE_MANIFEST_BYTES,
-      accept: [MediaTypes.ociManifest, LEGACY_ARTIFACT_MANIFEST],
-    });
-    if (!fetched) {
-      attempts.push({ signature: d.digest, failure: failure('envelope-invalid', `signature manifest ${d.digest} is listed as a referrer but cannot be found`) });
-      continue;
-    }
-    let manifest: ImageManifest & { blobs?: Descriptor[] };
+  return verifySignatures('notation', ref, opts, async () => {
+    let statement: TrustPolicyStatement;
     try {
-      manifest = JSON.parse(fetched.bytes.toString('utf8')) as ImageManifest & { blobs?: Descriptor[] };
+      statement = selectStatement(policy, ref);
     } catch (e) {
-      attempts.push({ signature: d.digest, failure: failure('envelope-invalid', `signature manifest ${d.digest} is not valid JSON: ${(e as Error).message}`) });
-      continue;
+      throw new VerificationError('no-policy', `notation verification of ${shown} failed: ${(e as Error).message}`);
     }
-    const mt = manifest.mediaType ?? fetched.descriptor.mediaType ?? d.mediaType;
-    if (!isSignatureManifest(manifest, mt)) {
-      log?.debug({ digest: d.digest }, 'referrer is not a notation signature manifest; ignored');
-      continue;
-    }
-    if (mt !== MediaTypes.ociManifest && mt !== LEGACY_ARTIFACT_MANIFEST) {
-      attempts.push({ signature: d.digest, failure: failure('envelope-invalid', `signature manifest ${d.digest} has unsupported media type "${mt}"`) });
-      continue;
-    }
-    const layers = mt === LEGACY_ARTIFACT_MANIFEST ? (manifest.blobs ?? []) : (manifest.layers ?? []);
-    if (layers.length !== 1) {
-      attempts.push({ signature: d.digest, failure: failure('envelope-invalid', `signature manifest ${d.digest} must have exactly one layer holding the envelope, found ${layers.length}`) });
-      continue;
-    }
-    const layer = layers[0]!;
-    if (layer.size > MAX_SIGNATURE_ENVELOPE_BYTES) {
-      attempts.push({ signature: d.digest, failure: failure('envelope-invalid', `signature envelope ${layer.digest} is ${layer.size} bytes, more than the ${MAX_SIGNATURE_ENVELOPE_BYTES}-byte limit`) });
-      continue;
-    }
-    let blob: Buffer;
-    try {
-      blob = await registry.fetchBlob(layer, { maxBytes: MAX_SIGNATURE_ENVELOPE_BYTES });
-    } catch (e) {
-      attempts.push({ signature: d.digest, failure: failure('envelope-invalid', `cannot fetch signature envelope ${layer.digest}: ${(e as Error).message}`) });
-      continue;
-    }
-    const r = await verifySignature(ctx, {
-      mediaType: layer.mediaType,
-      envelope: blob,
-      target: descriptor,
-      statement,
-      level,
-      now,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    const attempt: SignatureAttempt = { signature: d.digest, ...(r.failure ? { failure: r.failure } : {}), ...(r.warnings.length ? { warnings: r.warnings } : {}) };
-    attempts.push(attempt);
-    if (!r.failure) {
-      const det = r.details;
-      const trustedNote = r.trusted?.global ? ` (certificate from key '${r.trusted.key}', which is trusted for every trust store the policy names)` : '';
-      const parts = [
-        `notation ${String(det.format)} signature (${String(det.signingScheme)}) by "${String(det.leafSubject)}"`,
-        r.trusted ? `trusted via certificate sha256:${r.trusted.cert.sha256} "${r.trusted.cert.subject}"${trustedNote}` : 'authenticity NOT established (logged at this level)',
-        det.signingTime ? `signed at ${String(det.signingTime)}` : det.authenticSigningTime ? `authentic signing time ${String(det.authenticSigningTime)}` : '',
-        det.timestamp ? `timestamped at ${(det.timestamp as { genTime: string }).genTime}` : '',
-        `trust policy statement '${statement.name}' (level ${level.name})`,
-      ].filter(Boolean);
+    const level = getVerificationLevel(statement.signatureVerification);
+    if (level.name === 'skip') {
       return {
-        status: 'verified',
-        message: `verified ${parts.join(', ')}`,
-        details: { reference: ref, signature: d.digest, ...det },
-        warnings: r.warnings.map((w) => w.message),
-        attempts,
+        skip: true,
+        message: `signature verification skipped by trust policy statement '${statement.name}' (level "skip") for ${ref}`,
+        details: { reference: ref, policyStatement: statement.name, level: 'skip' },
       };
     }
-  }
-
-  if (attempts.length === 0) {
+    const input: SignatureContext = { ctx, statement, level, target: descriptor, now: opts.now ?? new Date(), limits: resolveLimits(opts.limits), ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.log ? { log: opts.log } : {}) };
     return {
-      status: 'failed',
-      code: 'no-signatures',
-      message: `no signature is associated with "${ref}", make sure the artifact was signed successfully`,
-      details: { reference: ref, policyStatement: statement.name },
-      warnings: [],
-      attempts,
+      candidates: (async function* () {
+        for (const d of await discover(target)) yield { signature: d.digest, check: () => checkSignatureManifest(registry, d, input) };
+      })(),
+      notes: [],
+      details: { reference: ref, policyStatement: statement.name, level: level.name },
+      noSignatures: () => `no signature is associated with "${ref}", make sure the artifact was signed successfully`,
+      rejected: (attempts, stoppedAt) => {
+        const lines = attempts.map((a) => `signature ${a.signature}: ${a.failure?.message ?? 'passed'}`);
+        const limit = stoppedAt !== undefined ? ` signature evaluation stopped. The configured limit of ${stoppedAt} signatures to verify per artifact exceeded.` : '';
+        return `notation signature verification failed for ${shown} (trust policy statement '${statement.name}', level ${level.name}): ${attempts.length === 1 ? '' : `none of ${attempts.length} signatures passed: `}${lines.join('; ')}.${limit}`;
+      },
     };
+  });
+}
+
+/** Fetches one referrer's manifest and envelope and verifies the signature in it. */
+async function checkSignatureManifest(registry: VerifyTarget['registry'], d: Descriptor, input: SignatureContext): Promise<CheckResult | 'not-a-signature'> {
+  const invalid = (reason: string) => notationError('envelope-invalid', reason);
+  const fetched = await registry.fetchManifest(d.digest, { maxBytes: MAX_SIGNATURE_MANIFEST_BYTES, accept: [MediaTypes.ociManifest, LEGACY_ARTIFACT_MANIFEST] });
+  if (!fetched) throw invalid(`signature manifest ${d.digest} is listed as a referrer but cannot be found`);
+  let manifest: ImageManifest & { blobs?: Descriptor[] };
+  try {
+    manifest = parseJSON(fetched.bytes, `signature manifest ${d.digest}`, input.limits.maxJSONDepth) as ImageManifest & { blobs?: Descriptor[] };
+    if (!manifest || typeof manifest !== 'object') throw new Error('not a JSON object');
+  } catch (e) {
+    if (e instanceof LimitError) throw e;
+    throw invalid(`signature manifest ${d.digest} is not valid JSON: ${(e as Error).message}`);
   }
-  const codes = new Set(attempts.map((a) => a.failure?.code));
-  const code = codes.size === 1 ? [...codes][0]! : 'all-failed';
-  const lines = attempts.map((a) => `signature ${a.signature}: ${a.failure?.message ?? 'passed'}`);
-  const limit = limitReached ? ` signature evaluation stopped. The configured limit of ${max} signatures to verify per artifact exceeded.` : '';
-  return {
-    status: 'failed',
-    code,
-    message: `notation signature verification failed for ${shown} (trust policy statement '${statement.name}', level ${level.name}): ${attempts.length === 1 ? '' : `none of ${attempts.length} signatures passed: `}${lines.join('; ')}.${limit}`,
-    details: { reference: ref, policyStatement: statement.name, level: level.name, ...(limitReached ? { limitReached: max } : {}) },
-    warnings: attempts.flatMap((a) => (a.warnings ?? []).map((w) => w.message)),
-    attempts,
-  };
+  const mt = manifest.mediaType ?? fetched.descriptor.mediaType ?? d.mediaType;
+  if (!isSignatureManifest(manifest, mt)) {
+    input.log?.debug({ digest: d.digest }, 'referrer is not a notation signature manifest; ignored');
+    return 'not-a-signature';
+  }
+  if (mt !== MediaTypes.ociManifest && mt !== LEGACY_ARTIFACT_MANIFEST) throw invalid(`signature manifest ${d.digest} has unsupported media type "${mt}"`);
+  const layers = mt === LEGACY_ARTIFACT_MANIFEST ? (manifest.blobs ?? []) : (manifest.layers ?? []);
+  if (!Array.isArray(layers) || layers.length !== 1) throw invalid(`signature manifest ${d.digest} must have exactly one layer holding the envelope, found ${Array.isArray(layers) ? layers.length : 0}`);
+  const layer = layers[0]!;
+  const max = input.limits.maxEnvelopeSize;
+  if (!Number.isSafeInteger(layer.size) || layer.size < 0) throw invalid(`signature envelope ${String(layer.digest)} has an invalid size`);
+  if (layer.size > max) throw new LimitError('maxEnvelopeSize', `signature envelope ${layer.digest} is ${layer.size} bytes, more than ${max}`);
+  let blob: Buffer;
+  try {
+    blob = await registry.fetchBlob(layer, { maxBytes: max });
+  } catch (e) {
+    throw invalid(`cannot fetch signature envelope ${layer.digest}: ${(e as Error).message}`);
+  }
+  const r = await verifySignature(input, layer.mediaType, blob);
+  if (r.failure) return { passed: false, failure: r.failure, warnings: r.warnings };
+  const det = r.details;
+  const { statement, level } = input;
+  const trustedNote = r.trusted?.global ? ` (certificate from key '${r.trusted.key}', which is trusted for every trust store the policy names)` : '';
+  const parts = [
+    `notation ${String(det.format)} signature (${String(det.signingScheme)}) by "${String(det.leafSubject)}"`,
+    r.trusted ? `trusted via certificate sha256:${r.trusted.cert.sha256} "${r.trusted.cert.subject}"${trustedNote}` : 'authenticity NOT established (logged at this level)',
+    det.signingTime ? `signed at ${String(det.signingTime)}` : det.authenticSigningTime ? `authentic signing time ${String(det.authenticSigningTime)}` : '',
+    det.timestamp ? `timestamped at ${(det.timestamp as { genTime: string }).genTime}` : '',
+    `trust policy statement '${statement.name}' (level ${level.name})`,
+  ].filter(Boolean);
+  return { passed: true, authenticity: r.authenticity, message: `verified ${parts.join(', ')}`, details: { signature: d.digest, ...det }, warnings: r.warnings };
 }

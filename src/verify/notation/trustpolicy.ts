@@ -2,6 +2,10 @@
 // validation with notation-go's rules and error wording, statement selection, verification levels,
 // and the x509.subject distinguished-name rules (notation-go internal/pkix).
 
+import { DefaultLimits, LimitError } from '../../api/limits.ts';
+import { parseJSON } from '../json.ts';
+import { decodeUTF8Bytes, encodeUTF8Bytes, hasLoneSurrogate } from '../x509/names.ts';
+
 export type ValidationType = 'integrity' | 'authenticity' | 'authenticTimestamp' | 'expiry' | 'revocation';
 export type ValidationAction = 'enforce' | 'log' | 'skip';
 
@@ -89,8 +93,9 @@ function obj(v: unknown, what: string): Record<string, unknown> {
 export function parseTrustPolicy(bytes: Uint8Array | string): TrustPolicyDocument {
   let raw: unknown;
   try {
-    raw = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
+    raw = parseJSON(bytes, 'the trust policy', DefaultLimits.maxJSONDepth);
   } catch (e) {
+    if (e instanceof LimitError) throw e;
     throw malformed((e as Error).message);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw malformed('the document must be a JSON object');
@@ -201,6 +206,7 @@ function validateTrustedIdentities(name: string, identities: string[]): void {
     const value = identity.slice(i + 1);
     if (prefix !== 'x509.subject') continue;
     if (value === '') throw new TrustPolicyError(`trust policy statement "${name}" has trusted identity "${identity}" without an identity value`);
+    if (hasLoneSurrogate(value)) throw new TrustPolicyError(`trust policy statement "${name}" has trusted identity "${identity}" that is not valid Unicode (an unpaired surrogate)`);
     let dn: Map<string, string>;
     try {
       dn = parseDistinguishedName(value);
@@ -288,12 +294,20 @@ export function selectStatement(doc: TrustPolicyDocument, artifactReference: str
 // ---------------------------------------------------------------------------------------------
 // Distinguished names (RFC 4514 syntax as go-ldap ParseDN reads it; notation-go pkix rules).
 
+/**
+ * RFC 4514 as go-ldap's ParseDN reads it. Values are compared by code point: unquoted values collect UTF-8
+ * bytes (characters, and `\XX` hex escapes as raw bytes) and decode them once at the end, so astral
+ * characters survive and bytes that are not UTF-8 stay distinct (decodeUTF8Bytes) instead of all
+ * becoming U+FFFD.
+ */
 function parseRawDN(s: string): { type: string; value: string }[][] {
   const rdns: { type: string; value: string }[][] = [];
   let rdn: { type: string; value: string }[] = [];
   let i = 0;
   const n = s.length;
   const fail = (m: string) => new Error(m);
+  /** The whole character (code point) at `j`, not one UTF-16 unit. */
+  const charAt = (j: number): string => String.fromCodePoint(s.codePointAt(j)!);
   if (s.trim() === '') return [];
   while (i <= n) {
     // attribute type
@@ -308,18 +322,18 @@ function parseRawDN(s: string): { type: string; value: string }[][] {
     if (!type) throw fail('incomplete type, value pair');
     // value
     let value = '';
-    let trailingEscapedLen = 0;
     while (i < n && s[i] === ' ') i++;
     if (s[i] === '"') {
       i++;
       while (i < n && s[i] !== '"') {
         if (s[i] === '\\' && i + 1 < n) i++;
-        value += s[i++];
+        const ch = charAt(i);
+        value += ch;
+        i += ch.length;
       }
       if (s[i] !== '"') throw fail('unterminated quoted value');
       i++;
       while (i < n && s[i] === ' ') i++;
-      trailingEscapedLen = value.length;
     } else {
       const bytes: number[] = [];
       let lastEscapedAt = 0;
@@ -330,22 +344,22 @@ function parseRawDN(s: string): { type: string; value: string }[][] {
             bytes.push(parseInt(h, 16));
             i += 3;
           } else if (i + 1 < n) {
-            bytes.push(...Buffer.from(s[i + 1]!, 'utf8'));
-            i += 2;
+            const ch = charAt(i + 1);
+            bytes.push(...encodeUTF8Bytes(ch));
+            i += 1 + ch.length;
           } else throw fail('got corrupted escaped character');
           lastEscapedAt = bytes.length;
         } else {
-          bytes.push(...Buffer.from(s[i]!, 'utf8'));
-          i++;
+          const ch = charAt(i);
+          bytes.push(...encodeUTF8Bytes(ch));
+          i += ch.length;
         }
       }
       // trim unescaped trailing spaces
       let end = bytes.length;
       while (end > lastEscapedAt && bytes[end - 1] === 0x20) end--;
-      value = Buffer.from(bytes.slice(0, end)).toString('utf8');
-      trailingEscapedLen = value.length;
+      value = decodeUTF8Bytes(Uint8Array.from(bytes.slice(0, end)));
     }
-    void trailingEscapedLen;
     rdn.push({ type, value });
     if (i >= n) {
       rdns.push(rdn);

@@ -3,17 +3,22 @@
 // then the payload's targetArtifact against the resolved descriptor. Each check yields a typed Failure;
 // the verification level decides whether it is enforced (fails the signature) or logged (a warning).
 
+import type { Logger } from 'pino';
+import { parseJSON } from '../json.ts';
+import { LimitError, type Limits } from '../../api/limits.ts';
 import type { Descriptor } from '../../oci/types.ts';
-import type { Failure } from '../types.ts';
+import { VerificationError } from '../errors.ts';
+import type { Failure, FailureCode } from '../types.ts';
 import { formatRFC1123Z, type Cert } from '../x509/certs.ts';
 import { checkChainRevocation, type HttpFetcher, type RevocationCache } from '../x509/revocation.ts';
 import { parseTimestampToken, verifyTimestampToken, type TimestampResult } from '../x509/timestamp.ts';
-import { parseCOSE } from './cose.ts';
-import { EnvelopeError, H_PLUGIN, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, PAYLOAD_CONTENT_TYPE, type EnvelopeContent } from './envelope.ts';
-import { parseJWS } from './jws.ts';
+import { verifyCOSEEnvelope } from './cose.ts';
+import { H_PLUGIN, H_PLUGIN_MIN_VERSION, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, PAYLOAD_CONTENT_TYPE, type EnvelopeContent } from './envelope.ts';
+import { verifyJWSEnvelope } from './jws.ts';
 import { isSubsetDN, parseDistinguishedName, type TrustPolicyStatement, type ValidationType, type VerificationLevel } from './trustpolicy.ts';
 import { certificatesFor, TrustStoreError, type StoreCert, type TrustStores } from './truststore.ts';
 
+/** Trust material and HTTP access, fixed at prepare time. */
 export interface VerifierContext {
   stores: TrustStores;
   fetch?: HttpFetcher;
@@ -21,16 +26,17 @@ export interface VerifierContext {
   revocationTimeoutMs?: number;
 }
 
-export interface SignatureInput {
-  /** Envelope media type (from the signature manifest's layer). */
-  mediaType: string;
-  envelope: Buffer;
-  /** The resolved descriptor of the artifact being verified. */
-  target: Descriptor;
+/** What every signature of one verification is checked against. */
+export interface SignatureContext {
+  ctx: VerifierContext;
   statement: TrustPolicyStatement;
   level: VerificationLevel;
+  /** The resolved descriptor of the artifact being verified. */
+  target: Descriptor;
   now: Date;
+  limits: Limits;
   signal?: AbortSignal;
+  log?: Logger;
 }
 
 export interface SignatureResult {
@@ -40,14 +46,15 @@ export interface SignatureResult {
   warnings: Failure[];
   /** What was established (format, scheme, signer, trusted cert, times…). */
   details: Record<string, unknown>;
-  /** The trust-store certificate that matched, when authenticity passed. */
+  /** The trust-store certificate that matched, when the chain reached one. */
   trusted?: StoreCert;
+  /** `audited` when authenticity or the trusted identity failed and the level only logs it. */
+  authenticity: 'established' | 'audited';
 }
 
-const PREFIX: Record<string, string> = {
+const PREFIX: Partial<Record<FailureCode, string>> = {
   integrity: 'integrity validation failed',
   'envelope-invalid': 'integrity validation failed',
-  'plugin-required': 'verification plugin required',
   authenticity: 'authenticity validation failed',
   'trusted-identity': 'trusted identity validation failed',
   expiry: 'expiry validation failed',
@@ -56,15 +63,60 @@ const PREFIX: Record<string, string> = {
   'target-mismatch': 'signed target mismatch',
 };
 
-export function failure(code: string, reason: string): Failure {
-  return { code, message: `${PREFIX[code] ?? code}: ${reason}` };
+/** A notation failure, prefixed with the validation it belongs to as notation-go words it. */
+export function failure(code: FailureCode, reason: string): Failure {
+  const prefix = PREFIX[code];
+  return { code, message: prefix ? `${prefix}: ${reason}` : reason };
 }
 
-/** Runs every check on one signature envelope. Never throws for signature problems. */
-export async function verifySignature(ctx: VerifierContext, input: SignatureInput): Promise<SignatureResult> {
-  const { statement, level, now } = input;
+/** A budget hit during one validation: code `limit-exceeded`, the validation's prefix, the budget's message. */
+function budget(validation: FailureCode, e: LimitError, context = ''): Failure {
+  return { code: 'limit-exceeded', message: `${failure(validation, '').message}${context}${e.message}` };
+}
+
+export function notationError(code: FailureCode, reason: string): VerificationError {
+  const f = failure(code, reason);
+  return new VerificationError(f.code, f.message);
+}
+
+// semver.org's regular expression (notation-go checks verificationPluginMinVersion with it).
+const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+
+/**
+ * notation-go `getVerificationPlugin` / `getVerificationPluginMinVersion`: a plugin attribute that is
+ * present must be critical and non-empty; a named plugin must then be installed. We run no plugins, so
+ * any signature naming one fails (whatever the level), with notation-go's words.
+ */
+function pluginProblem(env: EnvelopeContent): string | undefined {
+  if (env.verificationPlugin === undefined) return undefined;
+  const critical = (key: string) => env.critical.includes(key);
+  if (!critical(H_PLUGIN)) return `${H_PLUGIN} is not a critical Extended attribute`;
+  if (env.verificationPlugin.trim() === '') return `${H_PLUGIN} from extended attribute is an empty string`;
+  let min = '';
+  if (env.verificationPluginMinVersion !== undefined) {
+    const v = env.verificationPluginMinVersion;
+    const err = !critical(H_PLUGIN_MIN_VERSION)
+      ? `${H_PLUGIN_MIN_VERSION} is not a critical Extended attribute`
+      : v.trim() === ''
+        ? `${H_PLUGIN_MIN_VERSION} from extended attribute is an empty string`
+        : !SEMVER.test(v)
+          ? `${H_PLUGIN_MIN_VERSION} from extended attribute is not a valid SemVer`
+          : undefined;
+    if (err) return `error while getting plugin minimum version, error: ${err}`;
+    min = ` (minimum version ${v})`;
+  }
+  return `error while locating the verification plugin "${env.verificationPlugin}"${min}, make sure the plugin is installed successfully before verifying the signature. error: verification plugins are not supported by this controller`;
+}
+
+/**
+ * Runs every check on one signature envelope. Signature problems are results, never throws; a budget
+ * hit (LimitError) or an abort propagates.
+ */
+export async function verifySignature(input: SignatureContext, mediaType: string, envelope: Buffer): Promise<SignatureResult> {
+  const { statement, level, now, ctx } = input;
   const warnings: Failure[] = [];
   const details: Record<string, unknown> = { policyStatement: statement.name, level: level.name };
+  const failed = (f: Failure): SignatureResult => ({ failure: f, warnings, details, authenticity: 'audited' });
   /** Applies the level's action: enforce → stop with this failure; log → warning; skip → ignore. */
   const outcome = (type: ValidationType, f: Failure): Failure | undefined => {
     const action = level.enforcement[type];
@@ -76,19 +128,16 @@ export async function verifySignature(ctx: VerifierContext, input: SignatureInpu
   // 1. Integrity.
   let env: EnvelopeContent;
   try {
-    if (input.mediaType === MEDIA_TYPE_JWS) env = parseJWS(input.envelope);
-    else if (input.mediaType === MEDIA_TYPE_COSE) env = parseCOSE(input.envelope);
-    else {
-      return { failure: failure('envelope-invalid', `signature envelope format with media type "${input.mediaType}" is not supported`), warnings, details };
-    }
+    if (mediaType === MEDIA_TYPE_JWS) env = verifyJWSEnvelope(envelope, input.limits);
+    else if (mediaType === MEDIA_TYPE_COSE) env = verifyCOSEEnvelope(envelope, input.limits);
+    else return failed(failure('envelope-invalid', `signature envelope format with media type "${mediaType}" is not supported`));
   } catch (e) {
-    if (e instanceof EnvelopeError) {
-      return { failure: failure(e.kind === 'format' ? 'envelope-invalid' : 'integrity', e.message), warnings, details };
-    }
-    return { failure: failure('integrity', (e as Error).message), warnings, details };
+    if (e instanceof LimitError) return failed(budget('integrity', e));
+    if (e instanceof VerificationError) return failed(failure(e.code, e.message));
+    return failed(failure('integrity', (e as Error).message));
   }
   if (env.contentType !== PAYLOAD_CONTENT_TYPE) {
-    return { failure: failure('integrity', `payload content type "${env.contentType}" is not supported`), warnings, details };
+    return failed(failure('integrity', `payload content type "${env.contentType}" is not supported`));
   }
   const leaf = env.certs[0]!;
   Object.assign(details, {
@@ -103,15 +152,9 @@ export async function verifySignature(ctx: VerifierContext, input: SignatureInpu
     ...(env.signingAgent ? { signingAgent: env.signingAgent } : {}),
   });
 
-  // 2. Verification plugin: required only when the plugin header is critical. We run no plugins.
-  if (env.verificationPlugin !== undefined && env.critical.includes(H_PLUGIN)) {
-    const min = env.verificationPluginMinVersion ? ` (minimum version ${env.verificationPluginMinVersion})` : '';
-    return {
-      failure: failure('plugin-required', `the signature requires verification plugin "${env.verificationPlugin}"${min}, but verification plugins are not supported by this controller`),
-      warnings,
-      details,
-    };
-  }
+  // 2. Verification plugin.
+  const plugin = pluginProblem(env);
+  if (plugin) return failed(failure('plugin-required', plugin));
 
   // 3. Authenticity: some certificate of the chain equals a trust-store certificate of the scheme's type.
   const storeType = env.signingScheme === 'notary.x509' ? 'ca' : 'signingAuthority';
@@ -136,7 +179,7 @@ export async function verifySignature(ctx: VerifierContext, input: SignatureInpu
     if (f) {
       authFailed = true;
       const enforced = outcome('authenticity', f);
-      if (enforced) return { failure: enforced, warnings, details };
+      if (enforced) return failed(enforced);
     }
   }
   if (trusted) {
@@ -148,21 +191,27 @@ export async function verifySignature(ctx: VerifierContext, input: SignatureInpu
     const err = checkTrustedIdentities(leaf, statement);
     if (err) {
       const enforced = outcome('authenticity', failure('trusted-identity', err));
-      if (enforced) return { failure: enforced, warnings, details };
+      if (enforced) return failed(enforced);
       authFailed = true;
     }
   }
-  details.authenticityEstablished = !authFailed;
+  const authenticity = authFailed ? 'audited' : 'established';
 
   // 5. Expiry.
   if (env.expiry && !(now < env.expiry)) {
     const enforced = outcome('expiry', failure('expiry', `digital signature has expired on "${formatRFC1123Z(env.expiry)}"`));
-    if (enforced) return { failure: enforced, warnings, details };
+    if (enforced) return failed(enforced);
   }
 
-  // 6. Authentic timestamp.
+  // 6. Authentic timestamp. A budget hit while checking it fails the signature whatever the level.
   {
-    const r = await authenticTimestamp(ctx, env, input);
+    let r: Awaited<ReturnType<typeof authenticTimestamp>>;
+    try {
+      r = await authenticTimestamp(env, input);
+    } catch (e) {
+      if (e instanceof LimitError) return failed(budget('authentic-timestamp', e, 'failed to verify the timestamp countersignature with error: '));
+      throw e;
+    }
     if (r.timestamp) {
       details.timestamp = {
         genTime: r.timestamp.genTime.toISOString(),
@@ -173,48 +222,57 @@ export async function verifySignature(ctx: VerifierContext, input: SignatureInpu
     }
     if (r.error) {
       const enforced = outcome('authenticTimestamp', failure('authentic-timestamp', r.error));
-      if (enforced) return { failure: enforced, warnings, details };
+      if (enforced) return failed(enforced);
     }
   }
 
-  // 7. Revocation of the signing chain.
+  // 7. Revocation of the signing chain, only when it reached a trust anchor: the OCSP and CRL URLs of an
+  // untrusted chain are the signer's choice, and fetching them (audit level) would let anyone make the
+  // controller call any URL.
   if (level.enforcement.revocation !== 'skip') {
-    const rev = await checkChainRevocation(env.certs, {
-      ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
-      ...(ctx.revocationCache ? { cache: ctx.revocationCache } : {}),
-      timeoutMs: ctx.revocationTimeoutMs ?? 2000,
-      now,
-      ...(env.signingScheme === 'notary.x509.signingAuthority' && env.authenticSigningTime ? { signingTime: env.authenticSigningTime } : {}),
-      ...(input.signal ? { signal: input.signal } : {}),
-    });
-    details.revocation = rev.certs.map((c) => ({ subject: c.subject, status: c.status, method: c.method }));
-    if (rev.status !== 'ok') {
-      const enforced = outcome('revocation', failure('revocation', `signing ${rev.message ?? 'certificate revocation status is unknown'}`));
-      if (enforced) return { failure: enforced, warnings, details };
+    if (!trusted) {
+      details.revocation = 'not checked: the certificate chain is not trusted';
+    } else {
+      const rev = await checkChainRevocation(env.certs, {
+        ...(ctx.fetch ? { fetch: ctx.fetch } : {}),
+        ...(ctx.revocationCache ? { cache: ctx.revocationCache } : {}),
+        timeoutMs: ctx.revocationTimeoutMs ?? 2000,
+        now,
+        ...(env.signingScheme === 'notary.x509.signingAuthority' && env.authenticSigningTime ? { signingTime: env.authenticSigningTime } : {}),
+        ...(input.signal ? { signal: input.signal } : {}),
+      });
+      details.revocation = rev.certs.map((c) => ({ subject: c.subject, status: c.status, method: c.method }));
+      if (rev.status !== 'ok') {
+        const enforced = outcome('revocation', failure('revocation', `signing ${rev.message ?? 'certificate revocation status is unknown'}`));
+        if (enforced) return failed(enforced);
+      }
     }
   }
 
   // 8. The payload must name the artifact being verified (always enforced).
   let target: Record<string, unknown>;
   try {
-    const p = JSON.parse(env.payload.toString('utf8')) as { targetArtifact?: unknown };
+    const p = parseJSONPayload(env.payload, input.limits);
     if (!p || typeof p !== 'object' || !p.targetArtifact || typeof p.targetArtifact !== 'object') throw new Error('missing targetArtifact');
     target = p.targetArtifact as Record<string, unknown>;
   } catch (e) {
-    return { failure: failure('envelope-invalid', `failed to unmarshal the payload content in the signature blob to envelope.Payload: ${(e as Error).message}`), warnings, details };
+    if (e instanceof LimitError) return failed(budget('envelope-invalid', e));
+    return failed(failure('envelope-invalid', `failed to unmarshal the payload content in the signature blob to envelope.Payload: ${(e as Error).message}`));
   }
   const want = input.target;
   if (target.mediaType !== want.mediaType || target.digest !== want.digest || target.size !== want.size) {
-    return {
-      failure: failure(
+    return failed(
+      failure(
         'target-mismatch',
         `content descriptor mismatch: the signature is for ${String(target.mediaType)} ${String(target.digest)} (${String(target.size)} bytes), not for ${want.mediaType} ${want.digest} (${want.size} bytes)`,
       ),
-      warnings,
-      details,
-    };
+    );
   }
-  return { warnings, details, ...(trusted ? { trusted } : {}) };
+  return { warnings, details, authenticity, ...(trusted ? { trusted } : {}) };
+}
+
+function parseJSONPayload(payload: Buffer, limits: Limits): { targetArtifact?: unknown } {
+  return parseJSON(payload, 'signature payload', limits.maxJSONDepth) as { targetArtifact?: unknown };
 }
 
 /** notation-go `verifyX509TrustedIdentities`: an error message, or undefined when the leaf matches. */
@@ -253,8 +311,8 @@ function validNow(chain: Cert[], now: Date): string | undefined {
   return undefined;
 }
 
-async function authenticTimestamp(ctx: VerifierContext, env: EnvelopeContent, input: SignatureInput): Promise<{ error?: string; timestamp?: TimestampResult }> {
-  const { statement, now } = input;
+async function authenticTimestamp(env: EnvelopeContent, input: SignatureContext): Promise<{ error?: string; timestamp?: TimestampResult }> {
+  const { statement, now, ctx, limits } = input;
   if (env.signingScheme === 'notary.x509.signingAuthority') {
     const t = env.authenticSigningTime!;
     for (const c of env.certs) {
@@ -274,8 +332,9 @@ async function authenticTimestamp(ctx: VerifierContext, env: EnvelopeContent, in
   if (!env.timestampToken) return { error: 'no timestamp countersignature was found in the signature envelope' };
   let token;
   try {
-    token = parseTimestampToken(env.timestampToken);
+    token = parseTimestampToken(env.timestampToken, limits);
   } catch (e) {
+    if (e instanceof LimitError) throw e;
     return { error: `failed to parse timestamp countersignature with error: ${(e as Error).message}` };
   }
   let roots: Cert[];
@@ -286,8 +345,10 @@ async function authenticTimestamp(ctx: VerifierContext, env: EnvelopeContent, in
   }
   let ts: TimestampResult;
   try {
-    ts = verifyTimestampToken(token, env.signature, roots);
+    ts = await verifyTimestampToken(token, env.signature, roots, { limits, ...(input.signal ? { signal: input.signal } : {}) });
   } catch (e) {
+    if (e instanceof LimitError) throw e;
+    input.signal?.throwIfAborted();
     return { error: `failed to verify the timestamp countersignature with error: ${(e as Error).message}` };
   }
   for (const c of env.certs) {

@@ -1,24 +1,28 @@
 /**
- * Provider-neutral X.509 certificate helpers.
+ * Provider-neutral X.509 certificates: the one certificate type both providers use. Built on node:crypto
+ * (signature checks, public keys) and pkijs/asn1js (structure, names, extensions, CMS, OCSP, CRL).
  *
  * Exported API:
- * - `parseCertificate(der: Uint8Array): Cert` — parse one DER certificate (throws on bad input).
- * - `parseCertificates(data: Uint8Array): Cert[]` — every PEM `CERTIFICATE` block of `data`, or, when
- *   there is no PEM block, one or more concatenated DER certificates. Throws when nothing parses.
- * - `goSubjectString(cert)` / `Cert.subject` — the subject as Go's `pkix.Name.String()` prints it
- *   (RFC 4514 order, most specific first), which is what notation-go matches and prints.
+ * - `parseCertificate(der, limits?)` — parse one DER certificate (throws on bad input; a certificate over
+ *   the `maxCertificateSize` budget is a LimitError).
+ * - `parseCertificates(data, limits?)` — every PEM `CERTIFICATE` block of `data`, or, when there is no PEM
+ *   block, one or more concatenated DER certificates. Throws when nothing parses.
+ * - `Cert.subject` / `Cert.issuer` — the name as Go's `pkix.Name.String()` prints it (RFC 4514 order, most
+ *   specific first), which is what notation-go matches and prints; strings decoded exactly (names.ts).
  * - `isSelfSigned(cert)` — the signature verifies with the certificate's own key.
  * - `isSelfIssued(cert)` — raw subject == raw issuer.
- * - `isIssuedBy(child, parent)` — raw issuer == parent's raw subject and the signature verifies with the
- *   parent key (SHA-1 signatures are refused, as Go's `CheckSignatureFrom` does).
- * - `certExtensions(cert)` — basicConstraints / keyUsage / extKeyUsage / AIA OCSP / CRL DP, parsed.
+ * - `issuanceError(child, parent)` — why `child` is not issued by `parent` (name chaining and signature;
+ *   SHA-1 signatures are refused, as Go's `CheckSignatureFrom` does), or undefined.
+ * - `certExtensions(cert)` — basicConstraints / keyUsage / extKeyUsage / AIA OCSP / CRL DP / SANs, parsed.
+ * - `extensionValue(cert, oid)` — the raw extnValue of an extension.
  * - `formatRFC1123Z(date)` — Go's `time.RFC1123Z` ("Tue, 27 Jun 2023 06:10:00 +0000") for messages.
  * - `KeyUsage`, `EKU` constants.
  */
 import { X509Certificate, createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import * as px from '@peculiar/x509';
+import { LimitError, type Limits } from '../../api/limits.ts';
+import { goNameString } from './names.ts';
 
 export interface Cert {
   /** DER bytes. */
@@ -42,7 +46,10 @@ export interface Cert {
 
 const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
 
-export function parseCertificate(der: Uint8Array): Cert {
+export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCertificateSize'>): Cert {
+  if (limits && der.length > limits.maxCertificateSize) {
+    throw new LimitError('maxCertificateSize', `a certificate of ${der.length} bytes is larger than ${limits.maxCertificateSize}`);
+  }
   const buf = Buffer.from(der);
   const node = new X509Certificate(buf);
   const asn = asn1js.fromBER(new Uint8Array(buf).buffer);
@@ -69,7 +76,7 @@ export function parseCertificate(der: Uint8Array): Cert {
 }
 
 /** All certificates in a PEM or DER blob (every PEM block counts; DER may be concatenated). */
-export function parseCertificates(data: Uint8Array): Cert[] {
+export function parseCertificates(data: Uint8Array, limits?: Pick<Limits, 'maxCertificateSize'>): Cert[] {
   const text = Buffer.from(data).toString('latin1');
   const out: Cert[] = [];
   let sawPem = false;
@@ -78,7 +85,7 @@ export function parseCertificates(data: Uint8Array): Cert[] {
     if (m[1] !== 'CERTIFICATE') continue;
     const body = (m[2] ?? '').replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw new Error('invalid base64 in PEM block');
-    out.push(parseCertificate(Buffer.from(body, 'base64')));
+    out.push(parseCertificate(Buffer.from(body, 'base64'), limits));
   }
   if (sawPem) {
     if (out.length === 0) throw new Error('no CERTIFICATE PEM block found');
@@ -89,7 +96,7 @@ export function parseCertificates(data: Uint8Array): Cert[] {
   while (rest.length > 0) {
     const len = derElementLength(rest);
     if (len <= 0 || len > rest.length) throw new Error('not a PEM or DER certificate');
-    out.push(parseCertificate(rest.subarray(0, len)));
+    out.push(parseCertificate(rest.subarray(0, len), limits));
     rest = rest.subarray(len);
   }
   if (out.length === 0) throw new Error('no certificate found');
@@ -106,88 +113,6 @@ function derElementLength(b: Buffer): number {
   let len = 0;
   for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]!;
   return 2 + n + len;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Go pkix.Name.String()
-
-const GO_ATTR_NAMES: Record<string, string> = {
-  '2.5.4.6': 'C',
-  '2.5.4.10': 'O',
-  '2.5.4.11': 'OU',
-  '2.5.4.3': 'CN',
-  '2.5.4.5': 'SERIALNUMBER',
-  '2.5.4.7': 'L',
-  '2.5.4.8': 'ST',
-  '2.5.4.9': 'STREET',
-  '2.5.4.17': 'POSTALCODE',
-};
-// Order of pkix.Name.ToRDNSequence: C, ST, L, STREET, POSTALCODE, O, OU, CN, SERIALNUMBER.
-const GO_RDN_ORDER = ['2.5.4.6', '2.5.4.8', '2.5.4.7', '2.5.4.9', '2.5.4.17', '2.5.4.10', '2.5.4.11', '2.5.4.3', '2.5.4.5'];
-
-function atvString(v: unknown): string {
-  const vb = (v as { valueBlock?: { value?: unknown } }).valueBlock;
-  if (vb && typeof vb.value === 'string') return vb.value;
-  return '';
-}
-
-function goEscape(s: string): string {
-  const chars = [...s];
-  let out = '';
-  chars.forEach((c, k) => {
-    let esc = false;
-    if (',+"\\<>;'.includes(c)) esc = true;
-    else if (c === ' ') esc = k === 0 || k === chars.length - 1;
-    else if (c === '#') esc = k === 0;
-    out += esc ? '\\' + c : c;
-  });
-  return out;
-}
-
-const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
-
-function goMarshalStringHex(s: string): string {
-  const v = PRINTABLE.test(s) ? new asn1js.PrintableString({ value: s }) : new asn1js.Utf8String({ value: s });
-  return Buffer.from(v.toBER(false)).toString('hex');
-}
-
-/** Go's `pkix.Name.String()` for a pkijs name. */
-export function goNameString(name: pkijs.RelativeDistinguishedNames): string {
-  const atvs = name.typesAndValues.map((t) => ({ type: t.type, value: atvString(t.value) }));
-  // rdns in "sequence" order; printed in reverse.
-  const rdns: { type: string; value: string }[][] = [];
-  // Non-standard attributes first, so that they are printed last (Go issue 39924).
-  for (const a of atvs) {
-    if (!GO_ATTR_NAMES[a.type]) rdns.push([a]);
-  }
-  for (const oid of GO_RDN_ORDER) {
-    const vals = atvs.filter((a) => a.type === oid);
-    if (oid === '2.5.4.3' || oid === '2.5.4.5') {
-      // CommonName and SerialNumber are single-valued fields in pkix.Name: the last one wins.
-      const last = vals[vals.length - 1];
-      if (last && last.value !== '') rdns.push([last]);
-      continue;
-    }
-    if (vals.length > 0) rdns.push(vals);
-  }
-  const parts: string[] = [];
-  for (let i = rdns.length - 1; i >= 0; i--) {
-    const rdn = rdns[i]!;
-    parts.push(
-      rdn
-        .map((tv) => {
-          const tn = GO_ATTR_NAMES[tv.type];
-          if (!tn) return `${tv.type}=#${goMarshalStringHex(tv.value)}`;
-          return `${tn}=${goEscape(tv.value)}`;
-        })
-        .join('+'),
-    );
-  }
-  return parts.join(',');
-}
-
-export function goSubjectString(cert: Cert): string {
-  return cert.subject;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,10 +151,6 @@ export function issuanceError(child: Cert, parent: Cert): string | undefined {
   return undefined;
 }
 
-export function isIssuedBy(child: Cert, parent: Cert): boolean {
-  return issuanceError(child, parent) === undefined;
-}
-
 export const KeyUsage = {
   digitalSignature: 1,
   nonRepudiation: 2,
@@ -252,42 +173,176 @@ export const EKU = {
   any: '2.5.29.37.0',
 } as const;
 
+/** A subjectAltName entry (RFC 5280 4.2.1.6). IA5 names must be ASCII; otherName values are kept only as UTF8String. */
+export type GeneralName =
+  | { type: 'email' | 'dns' | 'uri'; value: string }
+  | { type: 'ip'; value: string }
+  | { type: 'otherName'; oid: string; value?: string }
+  | { type: 'other'; tag: number };
+
 export interface CertExtensions {
   basicConstraints?: { critical: boolean; ca: boolean; pathLen?: number };
   keyUsage?: { critical: boolean; usages: number };
   extKeyUsage?: { critical: boolean; usages: string[] };
+  subjectAltNames: GeneralName[];
   ocspUrls: string[];
   crlUrls: string[];
   /** OIDs of critical extensions. */
   critical: string[];
 }
 
+const OID = {
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  extKeyUsage: '2.5.29.37',
+  subjectAltName: '2.5.29.17',
+  authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
+  crlDistributionPoints: '2.5.29.31',
+  ocsp: '1.3.6.1.5.5.7.48.1',
+};
+
 const extCache = new WeakMap<Cert, CertExtensions>();
 
+function der(bytes: Uint8Array, what: string): asn1js.AsnType {
+  const a = asn1js.fromBER(new Uint8Array(bytes).buffer);
+  if (a.offset === -1 || a.offset !== bytes.length) throw new Error(`malformed ${what} extension`);
+  return a.result;
+}
+
+/** KeyUsage BIT STRING → flags: bit n (0 = digitalSignature, the most significant bit of the first byte) → 1 << n. */
+function keyUsageFlags(v: asn1js.AsnType): number {
+  if (!(v instanceof asn1js.BitString)) throw new Error('malformed keyUsage extension');
+  const bytes = v.valueBlock.valueHexView;
+  let flags = 0;
+  for (let n = 0; n < Math.min(bytes.length * 8, 9); n++) if ((bytes[n >> 3]! >> (7 - (n & 7))) & 1) flags |= 1 << n;
+  return flags;
+}
+
+function ipText(b: Uint8Array): string {
+  if (b.length === 4) return [...b].join('.');
+  if (b.length === 16) {
+    const parts: string[] = [];
+    for (let i = 0; i < 16; i += 2) parts.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+    return parts.join(':');
+  }
+  return Buffer.from(b).toString('hex');
+}
+
+function ia5(v: asn1js.BaseBlock, what: string): string {
+  const bytes = (v.valueBlock as unknown as { valueHexView: Uint8Array }).valueHexView;
+  for (const c of bytes) if (c >= 0x80) throw new Error(`subjectAltName ${what} is malformed: non-ASCII byte`);
+  return Buffer.from(bytes).toString('latin1');
+}
+
+/** GeneralNames of a subjectAltName extension value. */
+function generalNames(v: asn1js.AsnType): GeneralName[] {
+  if (!(v instanceof asn1js.Sequence)) throw new Error('malformed subjectAltName extension');
+  const out: GeneralName[] = [];
+  for (const gn of v.valueBlock.value) {
+    const id = gn.idBlock;
+    if (id.tagClass !== 3) throw new Error('malformed subjectAltName extension');
+    switch (id.tagNumber) {
+      case 0: {
+        // otherName ::= SEQUENCE { type-id OBJECT IDENTIFIER, value [0] EXPLICIT ANY }
+        const parts = (gn as asn1js.Constructed).valueBlock.value ?? [];
+        const oid = parts[0];
+        if (!(oid instanceof asn1js.ObjectIdentifier)) throw new Error('malformed subjectAltName otherName');
+        const inner = (parts[1] as asn1js.Constructed | undefined)?.valueBlock.value?.[0];
+        const value = inner instanceof asn1js.Utf8String ? new TextDecoder('utf-8', { fatal: true }).decode(inner.valueBlock.valueHexView) : undefined;
+        out.push({ type: 'otherName', oid: oid.valueBlock.toString(), ...(value !== undefined ? { value } : {}) });
+        break;
+      }
+      case 1:
+        out.push({ type: 'email', value: ia5(gn, 'rfc822Name') });
+        break;
+      case 2:
+        out.push({ type: 'dns', value: ia5(gn, 'dNSName') });
+        break;
+      case 6:
+        out.push({ type: 'uri', value: ia5(gn, 'uniformResourceIdentifier') });
+        break;
+      case 7:
+        out.push({ type: 'ip', value: ipText((gn.valueBlock as unknown as { valueHexView: Uint8Array }).valueHexView) });
+        break;
+      default:
+        out.push({ type: 'other', tag: id.tagNumber });
+    }
+  }
+  return out;
+}
+
+function children(b: asn1js.AsnType): asn1js.BaseBlock[] {
+  const v = (b as asn1js.Constructed).valueBlock?.value;
+  return Array.isArray(v) ? v : [];
+}
+
+function isContext(b: asn1js.BaseBlock, tag: number): boolean {
+  return b.idBlock.tagClass === 3 && b.idBlock.tagNumber === tag;
+}
+
+/** A uniformResourceIdentifier GeneralName ([6] IA5String) as text, or undefined for any other name. */
+function uriOf(gn: asn1js.BaseBlock): string | undefined {
+  if (!isContext(gn, 6) || gn.idBlock.isConstructed) return undefined;
+  return Buffer.from((gn.valueBlock as unknown as { valueHexView: Uint8Array }).valueHexView).toString('latin1');
+}
+
+/** The extensions the verifiers use, parsed once per certificate. Throws on a malformed one. */
 export function certExtensions(cert: Cert): CertExtensions {
   const cached = extCache.get(cert);
   if (cached) return cached;
-  const pc = new px.X509Certificate(new Uint8Array(cert.der));
-  const out: CertExtensions = { ocspUrls: [], crlUrls: [], critical: [] };
-  for (const ext of pc.extensions) {
-    if (ext.critical) out.critical.push(ext.type);
-    if (ext instanceof px.BasicConstraintsExtension) {
-      out.basicConstraints = { critical: ext.critical, ca: ext.ca, ...(ext.pathLength !== undefined ? { pathLen: ext.pathLength } : {}) };
-    } else if (ext instanceof px.KeyUsagesExtension) {
-      out.keyUsage = { critical: ext.critical, usages: ext.usages };
-    } else if (ext instanceof px.ExtendedKeyUsageExtension) {
-      out.extKeyUsage = { critical: ext.critical, usages: ext.usages.map((u) => String(u)) };
-    } else if (ext instanceof px.AuthorityInfoAccessExtension) {
-      for (const gn of ext.ocsp) if (gn.type === 'url') out.ocspUrls.push(gn.value);
-    } else if (ext instanceof px.CRLDistributionPointsExtension) {
-      for (const dp of ext.distributionPoints) {
-        const full = dp.distributionPoint?.fullName ?? [];
-        for (const n of full) if (n.uniformResourceIdentifier) out.crlUrls.push(n.uniformResourceIdentifier);
+  const out: CertExtensions = { subjectAltNames: [], ocspUrls: [], crlUrls: [], critical: [] };
+  for (const ext of cert.pkijs.extensions ?? []) {
+    const critical = ext.critical === true;
+    if (critical) out.critical.push(ext.extnID);
+    const value = ext.extnValue.valueBlock.valueHexView;
+    switch (ext.extnID) {
+      case OID.basicConstraints: {
+        const bc = new pkijs.BasicConstraints({ schema: der(value, 'basicConstraints') });
+        const pathLen = typeof bc.pathLenConstraint === 'number' ? bc.pathLenConstraint : bc.pathLenConstraint?.valueBlock.valueDec;
+        out.basicConstraints = { critical, ca: bc.cA === true, ...(pathLen !== undefined ? { pathLen } : {}) };
+        break;
       }
+      case OID.keyUsage:
+        out.keyUsage = { critical, usages: keyUsageFlags(der(value, 'keyUsage')) };
+        break;
+      case OID.extKeyUsage:
+        out.extKeyUsage = { critical, usages: new pkijs.ExtKeyUsage({ schema: der(value, 'extKeyUsage') }).keyPurposes };
+        break;
+      case OID.subjectAltName:
+        out.subjectAltNames = generalNames(der(value, 'subjectAltName'));
+        break;
+      case OID.authorityInfoAccess:
+        // SEQUENCE OF AccessDescription { accessMethod OID, accessLocation GeneralName }: OCSP URIs only.
+        for (const ad of children(der(value, 'authorityInfoAccess'))) {
+          const [method, location] = children(ad);
+          if (method instanceof asn1js.ObjectIdentifier && method.valueBlock.toString() === OID.ocsp && location) {
+            const url = uriOf(location);
+            if (url !== undefined) out.ocspUrls.push(url);
+          }
+        }
+        break;
+      case OID.crlDistributionPoints:
+        // SEQUENCE OF DistributionPoint { distributionPoint [0] { fullName [0] GeneralNames } … }: URIs only.
+        // Other name forms are skipped, not refused, as Go's parser does (notation-core-go vectors use them).
+        for (const dp of children(der(value, 'cRLDistributionPoints'))) {
+          const dpName = children(dp).find((e) => isContext(e, 0));
+          const fullName = dpName ? children(dpName).find((e) => isContext(e, 0)) : undefined;
+          for (const gn of fullName ? children(fullName) : []) {
+            const url = uriOf(gn);
+            if (url !== undefined) out.crlUrls.push(url);
+          }
+        }
+        break;
     }
   }
   extCache.set(cert, out);
   return out;
+}
+
+/** The raw extnValue (DER inside the OCTET STRING) of extension `oid`, or undefined. */
+export function extensionValue(cert: Cert, oid: string): Buffer | undefined {
+  const ext = cert.pkijs.extensions?.find((e) => e.extnID === oid);
+  return ext ? Buffer.from(ext.extnValue.valueBlock.valueHexView) : undefined;
 }
 
 /** basicConstraints cA=true. */
@@ -302,9 +357,4 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 export function formatRFC1123Z(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${DAYS[d.getUTCDay()]}, ${p(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
-}
-
-/** "AB:CD:…" upper-case colon form of a hex fingerprint, as OpenSSL and kubectl print it. */
-export function colonHex(hex: string): string {
-  return hex.toUpperCase().match(/../g)?.join(':') ?? '';
 }

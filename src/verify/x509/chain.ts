@@ -7,13 +7,17 @@
  *   code-signing rules and CA rules. Time is NOT checked. Throws `ChainError`.
  * - `validateTimestampingChain(chain: Cert[]): void` — same structure with the RFC 3161 TSA leaf rules
  *   (keyUsage present with digitalSignature, EKU exactly id-kp-timeStamping and critical).
- * - `buildChain(leaf, intermediates, roots, { at?, checkValidity? }): Cert[]` — path building from
- *   `leaf` through `intermediates` to one of `roots` (a root may be cross-signed, i.e. not
- *   self-signed); every cert must be valid at `at` when given. Returns the chain leaf first, ending with
- *   the root found. Throws `ChainError` ("certificate signed by unknown authority").
+ * - `buildChain(leaf, intermediates, roots, { at?, issuersMustBeCA?, limits?, signal? }): Promise<Cert[]>` —
+ *   path building from `leaf` through `intermediates` to one of `roots` (a root may be cross-signed, i.e.
+ *   not self-signed); every cert must be valid at `at` when given. Returns the chain leaf first, ending with
+ *   the root found. Throws `ChainError` ("certificate signed by unknown authority"), or a LimitError when a
+ *   budget stops the search: certificates sharing one issuer name (`maxChainCandidates`), signature checks
+ *   (`maxChainSignatureChecks`), path length (`maxChainDepth`). It yields to the event loop as it goes.
  * - `keyAlgorithm(cert): { kind: 'rsa' | 'ec'; bits: number; curve?: string } | undefined`.
  * - `ChainError` (Error subclass).
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { DefaultLimits, LimitError, type Limits } from '../../api/limits.ts';
 import { certExtensions, EKU, isSelfIssued, isSelfSigned, issuanceError, KeyUsage, type Cert } from './certs.ts';
 
 export class ChainError extends Error {
@@ -158,34 +162,69 @@ export function keyAlgorithm(cert: Cert): { kind: 'rsa' | 'ec'; bits: number; cu
 export interface BuildOptions {
   /** Every cert of the chain must be valid at this time (Go `CurrentTime`). */
   at?: Date;
+  /** Issuers must be CA certificates allowed to sign certificates (basicConstraints cA, keyCertSign). */
+  issuersMustBeCA?: boolean;
+  limits?: Pick<Limits, 'maxChainCandidates' | 'maxChainSignatureChecks' | 'maxChainDepth'>;
+  signal?: AbortSignal;
+}
+
+/** Signature checks between two turns of the event loop. */
+const CHECKS_PER_TURN = 16;
+
+function mayIssue(c: Cert): boolean {
+  const ext = certExtensions(c);
+  return ext.basicConstraints?.ca === true && (!ext.keyUsage || (ext.keyUsage.usages & KeyUsage.keyCertSign) !== 0);
 }
 
 /**
- * Builds a path from `leaf` to a certificate in `roots` (depth-first, at most 10 certificates).
- * Certificates are matched by name and signature; roots are identified by DER equality.
+ * Builds a path from `leaf` to a certificate in `roots`, depth first. Certificates are matched by name
+ * and signature; roots are identified by DER equality. The work is bounded (see the module comment):
+ * K certificates sharing one name and key would otherwise make every ordering of them a candidate path.
  */
-export function buildChain(leaf: Cert, intermediates: Cert[], roots: Cert[], opts: BuildOptions = {}): Cert[] {
+export async function buildChain(leaf: Cert, intermediates: Cert[], roots: Cert[], opts: BuildOptions = {}): Promise<Cert[]> {
+  const limits = opts.limits ?? DefaultLimits;
   const validAt = (c: Cert) => !opts.at || (opts.at >= c.notBefore && opts.at <= c.notAfter);
+  const rootSet = new Set(roots.map((r) => r.sha256));
+  const pool: Cert[] = [];
+  for (const c of [...roots, ...intermediates]) if (!pool.some((p) => p.sha256 === c.sha256)) pool.push(c);
+  const what = `chain building for "${leaf.subject}"`;
+  let checks = 0;
   let expiredSeen: Cert | undefined;
-  const isRoot = (c: Cert) => roots.some((r) => r.der.equals(c.der));
-  const visit = (path: Cert[]): Cert[] | undefined => {
+  let depthHit = false;
+  const visit = async (path: Cert[]): Promise<Cert[] | undefined> => {
     const cur = path[path.length - 1]!;
     if (!validAt(cur)) {
       expiredSeen ??= cur;
       return undefined;
     }
-    if (isRoot(cur)) return path;
-    if (path.length >= 10) return undefined;
-    for (const cand of [...roots, ...intermediates]) {
-      if (path.some((p) => p.der.equals(cand.der))) continue;
+    if (rootSet.has(cur.sha256)) return path;
+    if (path.length >= limits.maxChainDepth) {
+      depthHit = true;
+      return undefined;
+    }
+    const named = pool.filter((c) => c.rawSubject.equals(cur.rawIssuer));
+    if (named.length > limits.maxChainCandidates) {
+      throw new LimitError('maxChainCandidates', `${what}: ${named.length} certificates are named "${cur.issuer}", more than ${limits.maxChainCandidates}`);
+    }
+    for (const cand of named) {
+      if (path.some((p) => p.sha256 === cand.sha256)) continue;
+      if (opts.issuersMustBeCA && !mayIssue(cand)) continue;
+      if (++checks > limits.maxChainSignatureChecks) {
+        throw new LimitError('maxChainSignatureChecks', `${what} stopped after ${limits.maxChainSignatureChecks} certificate signature checks`);
+      }
+      if (checks % CHECKS_PER_TURN === 0) {
+        await nextTurn();
+        opts.signal?.throwIfAborted();
+      }
       if (issuanceError(cur, cand) !== undefined) continue;
-      const r = visit([...path, cand]);
+      const r = await visit([...path, cand]);
       if (r) return r;
     }
     return undefined;
   };
-  const chain = visit([leaf]);
+  const chain = await visit([leaf]);
   if (!chain) {
+    if (depthHit) throw new LimitError('maxChainDepth', `${what} found no trusted path of at most ${limits.maxChainDepth} certificates`);
     if (expiredSeen && opts.at) {
       throw new ChainError(`x509: certificate has expired or is not yet valid: certificate "${expiredSeen.subject}" is not valid at ${opts.at.toISOString()}`);
     }

@@ -1,24 +1,47 @@
 /**
- * RFC 3161 timestamp tokens (CMS SignedData over TSTInfo), verified as notaryproject/tspclient-go does.
- * Provider-neutral: used by the Notation verifier and usable for Sigstore RFC 3161 timestamps.
+ * RFC 3161 timestamp tokens (CMS SignedData over TSTInfo): the one timestamp stack of both providers.
+ * Notation trusts TSA roots and takes the rest of the chain from the token (notaryproject/tspclient-go);
+ * Sigstore trusts the TSA certificate chains listed in the trusted root (sigstore/timestamp-authority,
+ * @sigstore/verify). Parsing, the imprint and the CMS signature checks are shared.
  *
  * Exported API:
- * - `parseTimestampToken(der: Uint8Array): TimestampToken` — parse and structurally check a token
- *   (SignedData v3, eContentType id-ct-TSTInfo, TSTInfo v1, SHA-256/384/512 imprint). Throws `TimestampError`.
- * - `verifyTimestampToken(token: Uint8Array | TimestampToken, message: Uint8Array, roots: Cert[]): TimestampResult`
- *   — imprint == hash(message); one SignerInfo (v1, issuerAndSerialNumber) whose certificate is in the
- *   token; mandatory SigningCertificateV2 (SHA-256/384/512 cert hash); content-type and message-digest
- *   attributes; CMS signature; signer certificate EKU exactly id-kp-timeStamping (critical); path built to
- *   one of `roots` at genTime (`buildChain`) and checked with `validateTimestampingChain`; optional
- *   signing-time attribute inside the chain validity. Returns the time interval genTime ± accuracy.
- * - `checkImprint(token, message)` and `verifySignedToken(token, roots)` — the two halves of the above.
+ * - `parseTimestampToken(der, limits?): TimestampToken` — parse and structurally check a token
+ *   (SignedData v3, eContentType id-ct-TSTInfo, TSTInfo v1, SHA-256/384/512 imprint); its certificates
+ *   count against `maxCertificates` and `maxCertificateSize`. Throws `TimestampError` or a LimitError.
+ * - `parseTimestampResponse(der, limits?)` — the same from a TimeStampResp (status granted).
+ * - `verifyTimestampToken(token, message, roots, opts): Promise<TimestampResult>` (notation) — imprint ==
+ *   hash(message); one SignerInfo (v1, issuerAndSerialNumber) whose certificate is in the token; mandatory
+ *   SigningCertificateV2 (SHA-256/384/512 cert hash); content-type and message-digest attributes; CMS
+ *   signature; signer certificate EKU exactly id-kp-timeStamping (critical); path built to one of `roots`
+ *   at genTime (`buildChain`, bounded) and checked with `validateTimestampingChain`; optional signing-time
+ *   attribute inside the chain validity. Returns the time interval genTime ± accuracy.
+ * - `verifyTimestampByAuthority(token, message, authorities, opts): Promise<Date>` (Sigstore) — imprint;
+ *   an authority valid at genTime whose first certificate is the signer (issuer and serial); that
+ *   certificate chains to the rest of the authority's chain at genTime; message-digest attribute and CMS
+ *   signature. Returns genTime.
+ * - `tokenSignedBy(token, cert)` — the token's SignerInfo names `cert`.
+ * - `tsaEKUProblem(cert)` — why a certificate may not sign timestamps for Sigstore (exactly one EKU,
+ *   id-kp-timeStamping; critical not required), or undefined.
  * - `TimestampError` (Error subclass).
  */
 import { createHash, verify as cryptoVerify, constants as cc, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { LimitError, type Limits } from '../../api/limits.ts';
 import { parseCertificate, certExtensions, EKU, type Cert } from './certs.ts';
 import { buildChain, validateTimestampingChain } from './chain.ts';
+
+/** Budgets and deadline for verifying a token. */
+export interface TimestampVerifyOptions {
+  limits?: Pick<Limits, 'maxChainCandidates' | 'maxChainSignatureChecks' | 'maxChainDepth'>;
+  signal?: AbortSignal;
+}
+
+/** A Sigstore timestamp authority: its certificate chain (signer first) and when it may be used. */
+export interface TimestampAuthority {
+  certChain: Cert[];
+  validFor: { start: Date; end: Date };
+}
 
 export class TimestampError extends Error {
   constructor(message: string) {
@@ -76,7 +99,7 @@ function octets(v: asn1js.OctetString): Buffer {
   return Buffer.from(v.valueBlock.valueHexView);
 }
 
-export function parseTimestampToken(der: Uint8Array): TimestampToken {
+export function parseTimestampToken(der: Uint8Array, limits?: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): TimestampToken {
   const buf = Buffer.from(der);
   const asn = asn1js.fromBER(new Uint8Array(buf).buffer);
   if (asn.offset === -1) throw new TimestampError(`cms: syntax error: invalid signed data: failed to convert from BER to DER: ${asn.result.error}`);
@@ -86,6 +109,26 @@ export function parseTimestampToken(der: Uint8Array): TimestampToken {
   } catch (e) {
     throw new TimestampError(`cms: syntax error: invalid signed data: ${(e as Error).message}`);
   }
+  return fromContentInfo(ci, buf, limits);
+}
+
+/** A TimeStampResp (RFC 3161 §2.4.2): its token, when the status is granted or grantedWithMods. */
+export function parseTimestampResponse(der: Uint8Array, limits?: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): TimestampToken {
+  const asn = asn1js.fromBER(new Uint8Array(der).buffer);
+  if (asn.offset === -1) throw new TimestampError(`not a DER TimeStampResp: ${asn.result.error}`);
+  let resp: pkijs.TimeStampResp;
+  try {
+    resp = new pkijs.TimeStampResp({ schema: asn.result });
+  } catch (e) {
+    throw new TimestampError(`not a TimeStampResp: ${(e as Error).message}`);
+  }
+  const status = resp.status.status as number;
+  if (status !== 0 && status !== 1) throw new TimestampError(`the timestamp authority refused the request (PKIStatus ${status})`);
+  if (!resp.timeStampToken) throw new TimestampError('the TimeStampResp holds no timeStampToken');
+  return fromContentInfo(resp.timeStampToken, Buffer.from(resp.timeStampToken.toSchema().toBER(false)), limits);
+}
+
+function fromContentInfo(ci: pkijs.ContentInfo, buf: Buffer, limits?: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): TimestampToken {
   if (ci.contentType !== OID_SIGNED_DATA) throw new TimestampError(`cms: syntax error: not a signed data: content type ${ci.contentType}`);
   let sd: pkijs.SignedData;
   try {
@@ -120,14 +163,17 @@ export function parseTimestampToken(der: Uint8Array): TimestampToken {
   } else if (tst.policy === ETSI_BASELINE_POLICY) {
     accuracyMs = 1000;
   }
+  const embedded = (sd.certificates ?? []).filter((c) => c instanceof pkijs.Certificate);
+  if (limits && embedded.length > limits.maxCertificates) {
+    throw new LimitError('maxCertificates', `the RFC 3161 timestamp token carries ${embedded.length} certificates, more than ${limits.maxCertificates}`);
+  }
   const certificates: Cert[] = [];
-  for (const c of sd.certificates ?? []) {
-    if (c instanceof pkijs.Certificate) {
-      try {
-        certificates.push(parseCertificate(new Uint8Array(c.toSchema().toBER(false))));
-      } catch (e) {
-        throw new TimestampError(`cms: syntax error: invalid certificate in token: ${(e as Error).message}`);
-      }
+  for (const c of embedded) {
+    try {
+      certificates.push(parseCertificate(new Uint8Array(c.toSchema().toBER(false)), limits));
+    } catch (e) {
+      if (e instanceof LimitError) throw e;
+      throw new TimestampError(`cms: syntax error: invalid certificate in token: ${(e as Error).message}`);
     }
   }
   return { der: buf, signedData: sd, tstInfo: tst, eContent, hashAlgorithm, genTime: tst.genTime, accuracyMs, policy: tst.policy, certificates };
@@ -200,10 +246,9 @@ function parseSigningCertificateV2(v: asn1js.AsnType): EssCertId[] {
   return out;
 }
 
-export function verifyTimestampToken(token: Uint8Array | TimestampToken, message: Uint8Array, roots: Cert[]): TimestampResult {
-  const t = token instanceof Uint8Array ? parseTimestampToken(token) : token;
+export async function verifyTimestampToken(t: TimestampToken, message: Uint8Array, roots: Cert[], opts: TimestampVerifyOptions = {}): Promise<TimestampResult> {
   checkImprint(t, message);
-  return verifySignedToken(t, roots);
+  return verifySignedToken(t, roots, opts);
 }
 
 /** TSTInfo.Validate: the message imprint must be the hash of `message`. */
@@ -213,20 +258,20 @@ export function checkImprint(t: TimestampToken, message: Uint8Array): void {
   if (!imprint.equals(expected)) throw new TimestampError('invalid TSTInfo: mismatched message');
 }
 
-/** SignedToken.Verify: everything except the imprint (see `verifyTimestampToken`). */
-export function verifySignedToken(t: TimestampToken, roots: Cert[]): TimestampResult {
+/** The single SignerInfo (v1, issuerAndSerialNumber) of a token. */
+function signerOf(t: TimestampToken): { signer: pkijs.SignerInfo; sid: pkijs.IssuerAndSerialNumber } {
   const sd = t.signedData;
   if (sd.signerInfos.length !== 1) throw new TimestampError('failed to verify signed token: signerInfo not found');
   const signer = sd.signerInfos[0]!;
   if (signer.version !== 1 || !(signer.sid instanceof pkijs.IssuerAndSerialNumber)) {
     throw new TimestampError(`failed to verify signed token: cms: syntax error: unsupported signer info version: got ${signer.version}, want 1`);
   }
-  const sid = signer.sid;
-  const signerCert = t.certificates.find((c) => sameIssuerSerial(c, sid));
-  if (!signerCert) throw new TimestampError('failed to verify signed token: signing certificate not found in the timestamp token');
-  if (!signer.signedAttrs) throw new TimestampError('failed to verify signed token: cms: syntax error: missing signed attributes');
+  return { signer, sid: signer.sid };
+}
 
-  // Content type and message digest attributes.
+/** The content-type and message-digest signed attributes (the token's TSTInfo is what was signed). */
+function checkSignedAttributes(t: TimestampToken, signer: pkijs.SignerInfo): pkijs.SignedAndUnsignedAttributes {
+  if (!signer.signedAttrs) throw new TimestampError('failed to verify signed token: cms: syntax error: missing signed attributes');
   const ct = attrValue(signer, OID_CONTENT_TYPE);
   if (!(ct instanceof asn1js.ObjectIdentifier)) throw new TimestampError('failed to verify signed token: cms verification failure: missing content type in signed attributes');
   if (ct.valueBlock.toString() !== OID_TSTINFO) throw new TimestampError('failed to verify signed token: cms verification failure: mismatch content type');
@@ -237,6 +282,29 @@ export function verifySignedToken(t: TimestampToken, roots: Cert[]): TimestampRe
   if (!octets(md).equals(createHash(digestHash).update(t.eContent).digest())) {
     throw new TimestampError('failed to verify signed token: cms verification failure: mismatch message digest');
   }
+  return signer.signedAttrs;
+}
+
+/** The CMS signature over the DER SET of signed attributes, by `signerCert`. */
+function checkSignature(signer: pkijs.SignerInfo, signedAttrs: pkijs.SignedAndUnsignedAttributes, signerCert: Cert): void {
+  const enc = Buffer.from(signedAttrs.encodedValue);
+  enc[0] = 0x31;
+  const { hash, opts } = sigParams(signer, signerCert.node.publicKey);
+  let ok = false;
+  try {
+    ok = cryptoVerify(hash, enc, opts as never, Buffer.from(signer.signature.valueBlock.valueHexView));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new TimestampError('failed to verify signed token: cms verification failure: signature verification error');
+}
+
+/** SignedToken.Verify: everything except the imprint (see `verifyTimestampToken`). */
+export async function verifySignedToken(t: TimestampToken, roots: Cert[], vopts: TimestampVerifyOptions = {}): Promise<TimestampResult> {
+  const { signer, sid } = signerOf(t);
+  const signerCert = t.certificates.find((c) => sameIssuerSerial(c, sid));
+  if (!signerCert) throw new TimestampError('failed to verify signed token: signing certificate not found in the timestamp token');
+  const signedAttrs = checkSignedAttributes(t, signer);
 
   // SigningCertificateV2 (mandatory).
   const scv2 = attrValue(signer, OID_SIGNING_CERT_V2);
@@ -252,18 +320,7 @@ export function verifySignedToken(t: TimestampToken, roots: Cert[]): TimestampRe
   if (!createHash(first.hash).update(signerCert.der).digest().equals(first.certHash)) {
     throw new TimestampError('failed to verify signed token: signing certificate hash does not match CertHash in signed attribute');
   }
-
-  // CMS signature over the DER SET of signed attributes.
-  const enc = Buffer.from(signer.signedAttrs.encodedValue);
-  enc[0] = 0x31;
-  const { hash, opts } = sigParams(signer, signerCert.node.publicKey);
-  let ok = false;
-  try {
-    ok = cryptoVerify(hash, enc, opts as never, Buffer.from(signer.signature.valueBlock.valueHexView));
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new TimestampError('failed to verify signed token: cms verification failure: signature verification error');
+  checkSignature(signer, signedAttrs, signerCert);
 
   // Signer certificate must have exactly one EKU, id-kp-timeStamping, marked critical.
   const eku = certExtensions(signerCert).extKeyUsage;
@@ -273,8 +330,9 @@ export function verifySignedToken(t: TimestampToken, roots: Cert[]): TimestampRe
 
   let chain: Cert[];
   try {
-    chain = buildChain(signerCert, t.certificates, roots, { at: t.genTime });
+    chain = await buildChain(signerCert, t.certificates, roots, { at: t.genTime, ...vopts });
   } catch (e) {
+    if (e instanceof LimitError || vopts.signal?.aborted) throw e;
     throw new TimestampError(`failed to verify signed token: cms verification failure: ${(e as Error).message}`);
   }
   const st = attrValue(signer, OID_SIGNING_TIME);
@@ -300,4 +358,43 @@ export function verifySignedToken(t: TimestampToken, roots: Cert[]): TimestampRe
     signer: signerCert,
     chain,
   };
+}
+
+/** The token's SignerInfo names `cert` (issuer and serial number). */
+export function tokenSignedBy(t: TimestampToken, cert: Cert): boolean {
+  const signer = t.signedData.signerInfos[0];
+  return signer?.sid instanceof pkijs.IssuerAndSerialNumber && sameIssuerSerial(cert, signer.sid);
+}
+
+/** Why `cert` may not sign timestamps for Sigstore (sigstore/timestamp-authority `verifyExtendedKeyUsage`), or undefined. */
+export function tsaEKUProblem(cert: Cert): string | undefined {
+  const eku = certExtensions(cert).extKeyUsage;
+  if (!eku) return 'has no extended key usage (timeStamping is required)';
+  if (eku.usages.length !== 1 || eku.usages[0] !== EKU.timeStamping) {
+    return `has extended key usages [${eku.usages.join(', ')}]; exactly one, timeStamping (${EKU.timeStamping}), is required`;
+  }
+  return undefined;
+}
+
+/**
+ * Verifies a token as @sigstore/verify does for a trusted root's timestamp authorities (see the module
+ * comment) and returns genTime. Throws TimestampError, a LimitError, or the abort reason.
+ */
+export async function verifyTimestampByAuthority(t: TimestampToken, message: Uint8Array, authorities: TimestampAuthority[], opts: TimestampVerifyOptions = {}): Promise<Date> {
+  const imprint = Buffer.from(t.tstInfo.messageImprint.hashedMessage.valueBlock.valueHexView);
+  if (!imprint.equals(createHash(t.hashAlgorithm).update(message).digest())) throw new TimestampError('message imprint does not match the signature');
+  const { signer, sid } = signerOf(t);
+  const at = t.genTime;
+  for (const a of authorities) {
+    const [leaf, ...cas] = a.certChain;
+    if (!leaf || at < a.validFor.start || at > a.validFor.end || !sameIssuerSerial(leaf, sid)) continue;
+    try {
+      await buildChain(leaf, [], cas, { at, issuersMustBeCA: true, ...opts });
+      checkSignature(signer, checkSignedAttributes(t, signer), leaf);
+      return at;
+    } catch (e) {
+      if (e instanceof LimitError || opts.signal?.aborted) throw e;
+    }
+  }
+  throw new TimestampError('timestamp could not be verified');
 }

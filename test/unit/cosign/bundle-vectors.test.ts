@@ -12,12 +12,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { X509Certificate } from '@sigstore/core';
 import { vectorPath } from '../../helpers/shared.ts';
 import { MemoryRegistry, pushBundleReferrer } from '../../helpers/cosign-registry.ts';
 import { codes, prepareKeyless, readText, run } from '../../helpers/cosign-verify.ts';
 import { isV03OrLater, parseBundle, verifyOciBundle, verifySigstoreBundle } from '../../../src/verify/cosign/bundle.ts';
-import { CheckFailure } from '../../../src/verify/cosign/errors.ts';
+import { VerificationError } from '../../../src/verify/errors.ts';
+import { DefaultLimits } from '../../../src/api/limits.ts';
+import { parseCertificate } from '../../../src/verify/x509/certs.ts';
 import { certIdentity, compileRules } from '../../../src/verify/cosign/identity.ts';
 import { parseTrustedRoot } from '../../../src/verify/cosign/trustroot.ts';
 import type { Descriptor } from '../../../src/oci/types.ts';
@@ -83,8 +84,8 @@ test('sigstore-go dsse-2sigs.sigstore.json: FAIL (two DSSE signatures)', () => {
   const b = vectorPath('cosign/sigstore/sigstore-go/pkg/testing/data/bundles/dsse-2sigs.sigstore.json');
   const root = parseTrustedRoot(readFileSync(vectorPath('cosign/sigstore/sigstore-go/pkg/testing/data/trusted-roots/public-good.json')), 'pg');
   assert.throws(
-    () => verifySigstoreBundle(parseBundle(readFileSync(b)), { trust: root, mode: { kind: 'keyless', rules: compileRules([{ issuer: '.*', subject: '.*' }]) } }),
-    (e: unknown) => e instanceof CheckFailure && e.code === 'malformed',
+    () => verifySigstoreBundle(parseBundle(readFileSync(b), DefaultLimits), { trust: root, mode: { kind: 'keyless', rules: compileRules([{ issuer: '.*', subject: '.*' }]) }, limits: DefaultLimits }),
+    (e: unknown) => e instanceof VerificationError && e.code === 'malformed',
   );
 });
 
@@ -96,17 +97,18 @@ for (const [f, rule] of [
 ] as const) {
   test(`sigstore-go ${f}: PASS with public-good.json`, () => {
     const root = parseTrustedRoot(readFileSync(vectorPath('cosign/sigstore/sigstore-go/pkg/testing/data/trusted-roots/public-good.json')), 'pg');
-    const bundle = parseBundle(readFileSync(vectorPath('cosign/sigstore/sigstore-go', f)));
+    const bundle = parseBundle(readFileSync(vectorPath('cosign/sigstore/sigstore-go', f)), DefaultLimits);
     const res = verifySigstoreBundle(bundle, {
       trust: root,
       mode: { kind: 'keyless', rules: compileRules([rule]) },
+      limits: DefaultLimits,
     });
     assert.equal(res.format, 'bundle');
     assert.ok(res.tlog && res.tlog.logIndex > 0);
     // These are npm provenance bundles (v0.1/v0.2): not acceptable as cosign OCI bundles.
     assert.equal(isV03OrLater(bundle), false);
-    assert.throws(() => verifyOciBundle(readFileSync(vectorPath('cosign/sigstore/sigstore-go', f)), SUBJECT, { trust: root, mode: { kind: 'keyless', rules: [] } }),
-      (e: unknown) => e instanceof CheckFailure && e.code === 'unsupported');
+    assert.throws(() => verifyOciBundle(readFileSync(vectorPath('cosign/sigstore/sigstore-go', f)), SUBJECT, { trust: root, mode: { kind: 'keyless', rules: [] }, limits: DefaultLimits, now: new Date() }),
+      (e: unknown) => e instanceof VerificationError && e.code === 'unsupported');
   });
 }
 
@@ -114,7 +116,7 @@ test('sigstore-go othername.sigstore.json: OtherName SAN and .1.8 issuer are ext
   const j = JSON.parse(readFileSync(vectorPath('cosign/sigstore/sigstore-go/pkg/testing/data/bundles/othername.sigstore.json'), 'utf8')) as {
     verificationMaterial: { certificate: { rawBytes: string } };
   };
-  const cert = X509Certificate.parse(Buffer.from(j.verificationMaterial.certificate.rawBytes, 'base64'));
+  const cert = parseCertificate(Buffer.from(j.verificationMaterial.certificate.rawBytes, 'base64'));
   const id = certIdentity(cert);
   assert.deepEqual(id.sans, ['foo!oidc.local']);
   assert.equal(id.issuer, 'http://oidc.local:8080');
@@ -122,8 +124,8 @@ test('sigstore-go othername.sigstore.json: OtherName SAN and .1.8 issuer are ext
 
 test('sigstore-js bundles parse; only v0.3 ones qualify for OCI', () => {
   const dir = (f: string): string => vectorPath('cosign/sigstore/sigstore-js/tests/bundles', f);
-  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV03-dsse.sigstore')))), true);
-  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV03-intoto.sigstore')))), true);
-  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV02-dsse.sigstore')))), false);
-  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV01-dsse-with-proof.sigstore')))), false);
+  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV03-dsse.sigstore')), DefaultLimits)), true);
+  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV03-intoto.sigstore')), DefaultLimits)), true);
+  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV02-dsse.sigstore')), DefaultLimits)), false);
+  assert.equal(isV03OrLater(parseBundle(readFileSync(dir('bundleV01-dsse-with-proof.sigstore')), DefaultLimits)), false);
 });

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { vectorPath } from '../../helpers/shared.ts';
 import { checkInTotoSubject, parseBundle, verifySigstoreBundle } from '../../../src/verify/cosign/bundle.ts';
 import type { CosignContext } from '../../../src/verify/cosign/context.ts';
-import { CheckFailure } from '../../../src/verify/cosign/errors.ts';
+import { VerificationError } from '../../../src/verify/errors.ts';
+import { DefaultLimits } from '../../../src/api/limits.ts';
 import { compileRules } from '../../../src/verify/cosign/identity.ts';
 import { parsePublicKeyPem } from '../../../src/verify/cosign/keys.ts';
 import { parseTrustedRoot, publicGoodTrustRoot } from '../../../src/verify/cosign/trustroot.ts';
@@ -76,16 +77,16 @@ function runCase(name: string): string {
   }
   const artifact = existsSync(path.join(dir, 'artifact')) ? readFileSync(path.join(dir, 'artifact')) : readFileSync(path.join(base, '..', 'a.txt'));
   try {
-    const bundle = parseBundle(readFileSync(path.join(dir, 'bundle.sigstore.json')));
+    const bundle = parseBundle(readFileSync(path.join(dir, 'bundle.sigstore.json')), DefaultLimits);
     if (bundle.content.$case === 'dsseEnvelope') {
-      checkInTotoSubject(bundle, `sha256:${createHash('sha256').update(artifact).digest('hex')}`);
-      verifySigstoreBundle(bundle, ctx);
+      checkInTotoSubject(bundle, `sha256:${createHash('sha256').update(artifact).digest('hex')}`, DefaultLimits);
+      verifySigstoreBundle(bundle, { ...ctx, limits: DefaultLimits });
     } else {
-      verifySigstoreBundle(bundle, ctx, { artifact });
+      verifySigstoreBundle(bundle, { ...ctx, limits: DefaultLimits }, { artifact });
     }
     return 'ok';
   } catch (err) {
-    if (err instanceof CheckFailure) return err.code;
+    if (err instanceof VerificationError) return err.code;
     throw err;
   }
 }

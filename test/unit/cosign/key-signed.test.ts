@@ -2,6 +2,7 @@
 // cosign v3 bundles, for ECDSA P-256/384/521, RSA and Ed25519 keys.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { RegistryError } from '../../../src/oci/errors.ts';
 import { MemoryRegistry, pushBundleReferrer, pushSigManifest, sha256, type SigLayer } from '../../helpers/cosign-registry.ts';
 import { cosignPayload, generateKey, inTotoStatement, keyBundle, legacyLayer, signBytes, signLegacy, type KeyType } from '../../helpers/cosign-sign.ts';
 import { codes, prepareKeys, run } from '../../helpers/cosign-verify.ts';
@@ -136,13 +137,15 @@ test('base64 signature with embedded newlines is accepted', async () => {
   assert.equal((await run(await prepareKeys({ 'cosign.pub': key.pubPem }), reg, t)).status, 'verified');
 });
 
-test('oversized payload layer is rejected before fetching', async () => {
+test('a payload layer over the maxEnvelopeSize budget is rejected before fetching', async () => {
   const key = generateKey('p256');
   const { reg, target } = image();
   const payload = Buffer.concat([cosignPayload(target.digest), Buffer.alloc(1024 * 1024 + 1, 0x20)]);
   pushSigManifest(reg, target.digest, [legacyLayer(payload, signBytes(key.privateKey, payload))]);
-  const o = await run(await prepareKeys({ 'cosign.pub': key.pubPem }), reg, target);
-  assert.deepEqual(codes(o), ['malformed']);
+  const v = await prepareKeys({ 'cosign.pub': key.pubPem });
+  const o = await v.verify({ registry: reg, descriptor: target }, { limits: { maxEnvelopeSize: 1024 * 1024 } });
+  assert.deepEqual(codes(o), ['limit-exceeded']);
+  assert.match(o.message, /is \d+ bytes, more than 1048576 \(limit maxEnvelopeSize\)/);
   assert.ok(!reg.calls.includes(`blob ${sha256(payload)}`), 'payload blob not fetched');
 });
 
@@ -189,17 +192,19 @@ test('referrer manifests with two layers or a non-JSON bundle are rejected', asy
   assert.deepEqual(codes(await run(await prepareKeys({ 'cosign.pub': key.pubPem }), r2.reg, r2.target)), ['malformed']);
 });
 
-test('referrers failure falls back to the .sig tag (warning); with no .sig the error propagates', async () => {
+test('referrers failure falls back to the .sig tag (warning); with no .sig it is a registry-error outcome', async () => {
   const key = generateKey('p256');
   const { reg, target } = image();
-  reg.referrersError = new Error('referrers exploded');
+  reg.referrersError = new RegistryError('referrers exploded', 500);
   pushSigManifest(reg, target.digest, [signLegacy(key, target.digest)]);
   const o = await run(await prepareKeys({ 'cosign.pub': key.pubPem }), reg, target);
   assert.equal(o.status, 'verified');
   assert.match(o.warnings.join(), /referrers exploded/);
   const r2 = image();
-  r2.reg.referrersError = new Error('referrers exploded');
-  await assert.rejects(run(await prepareKeys({ 'cosign.pub': key.pubPem }), r2.reg, r2.target), /referrers exploded/);
+  r2.reg.referrersError = new RegistryError('referrers exploded', 500);
+  const f = await run(await prepareKeys({ 'cosign.pub': key.pubPem }), r2.reg, r2.target);
+  assert.equal(f.status === 'failed' && f.code, 'registry-error');
+  assert.match(f.message, /cannot read signatures from registry\.test\/org\/app: referrers exploded/);
 });
 
 test('failure message lists each signature with its first failed check', async () => {

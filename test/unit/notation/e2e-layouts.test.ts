@@ -191,7 +191,7 @@ describe('e2e-valid-multiple-signatures', () => {
     assert.equal(o.attempts.length, 2);
   });
   test('maxSignatures=1 stops after the first and says so', async () => {
-    const o = await runLayout('e2e-valid-multiple-signatures', 'trustpolicy.json', { 'ca.e2e.crt': newE2eCrt }, { maxSignatures: 1 });
+    const o = await runLayout('e2e-valid-multiple-signatures', 'trustpolicy.json', { 'ca.e2e.crt': newE2eCrt }, { limits: { maxSignatures: 1 } });
     expectFailed(o, 'authenticity', 'The configured limit of 1 signatures to verify per artifact exceeded');
     assert.equal(o.attempts.length, 1);
   });

@@ -15,8 +15,12 @@ import { OCILayoutReader } from '../../helpers/oci-layout.ts';
 import { loadTrustStores } from '../../../src/verify/notation/truststore.ts';
 import { checkTrustedIdentities, verifySignature, type SignatureResult } from '../../../src/verify/notation/verifier.ts';
 import { getVerificationLevel, type TrustPolicyStatement } from '../../../src/verify/notation/trustpolicy.ts';
-import { decodeCbor, CborTag, parseCOSE } from '../../../src/verify/notation/cose.ts';
-import { parseJWS } from '../../../src/verify/notation/jws.ts';
+import { decodeCbor, CborTag, verifyCOSEEnvelope } from '../../../src/verify/notation/cose.ts';
+import { verifyJWSEnvelope } from '../../../src/verify/notation/jws.ts';
+import { DefaultLimits } from '../../../src/api/limits.ts';
+
+const parseJWS = (b: Buffer) => verifyJWSEnvelope(b, DefaultLimits);
+const parseCOSE = (b: Buffer) => verifyCOSEEnvelope(b, DefaultLimits);
 import { prepareNotation } from '../../../src/verify/notation/index.ts';
 import { parseCertificates } from '../../../src/verify/x509/certs.ts';
 import { VerifyConfigError } from '../../../src/verify/types.ts';
@@ -51,8 +55,9 @@ function statement(p: Partial<TrustPolicyStatement> & { level?: string; override
 
 async function check(envelope: Buffer, mediaType: string, target: Descriptor, st: TrustPolicyStatement, now?: Date, extraStores: Record<string, Buffer> = {}): Promise<SignatureResult> {
   return verifySignature(
-    { stores: stores(extraStores), fetch: offlineFetch },
-    { mediaType, envelope, target, statement: st, level: getVerificationLevel(st.signatureVerification), now: now ?? new Date() },
+    { ctx: { stores: stores(extraStores), fetch: offlineFetch }, target, statement: st, level: getVerificationLevel(st.signatureVerification), now: now ?? new Date(), limits: DefaultLimits },
+    mediaType,
+    envelope,
   );
 }
 
@@ -199,7 +204,7 @@ describe('notation-go internal/testdata: signatures over the alpine OCI layout',
     reader.putManifest({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [layer], subject: target });
     const policy = JSON.stringify({ version: '1.0', trustPolicies: [{ name: 'local', registryScopes: ['local/oci-layout'], signatureVerification: { level: 'strict' }, trustStores: ['ca:alpine'], trustedIdentities: ['x509.subject:CN=alpine,O=Notary,L=Seattle,ST=WA,C=US'] }] });
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy), 'ca.alpine.crt': alpine() } } }, { fetch: offlineFetch });
-    const o = await p.verify({ registry: reader, descriptor: target }, { maxSignatures: 3 });
+    const o = await p.verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 3 } });
     assert.equal(o.status, 'verified', o.message);
     assert.match(o.message, /notation COSE signature \(notary\.x509\) by "CN=alpine/);
     assert.match(o.message, /trust policy statement 'local'/);
@@ -235,20 +240,20 @@ describe('encoding conformance (notation-core-go)', () => {
       protectedHeaders: { cborHex: string };
       output?: { cborHex: string };
     };
-    const prot = decodeCbor(Buffer.from(c.protectedHeaders.cborHex, 'hex')) as Map<unknown, unknown>;
+    const prot = decodeCbor(Buffer.from(c.protectedHeaders.cborHex, 'hex'), 16) as Map<unknown, unknown>;
     assert.equal(prot.get(1), -38);
     assert.deepEqual(prot.get(2), ['io.cncf.notary.signingScheme', 'io.cncf.notary.expiry', 'signedCritKey1']);
     assert.equal(prot.get(3), 'application/vnd.cncf.notary.payload.v1+json');
     const st = prot.get('io.cncf.notary.signingTime');
     assert.ok(st instanceof CborTag && st.tag === 1 && st.value === c.signingTime);
     if (c.output) {
-      const top = decodeCbor(Buffer.from(c.output.cborHex, 'hex'));
+      const top = decodeCbor(Buffer.from(c.output.cborHex, 'hex'), 16);
       assert.ok(top instanceof CborTag && top.tag === 18);
     }
   });
   test('strict CBOR: duplicate keys and indefinite lengths are rejected', () => {
-    assert.throws(() => decodeCbor(Buffer.from('a201010102', 'hex')), /duplicate map key/);
-    assert.throws(() => decodeCbor(Buffer.from('9f01ff', 'hex')), /indefinite length/);
+    assert.throws(() => decodeCbor(Buffer.from('a201010102', 'hex'), 16), /duplicate map key/);
+    assert.throws(() => decodeCbor(Buffer.from('9f01ff', 'hex'), 16), /indefinite length/);
     assert.throws(() => parseCOSE(Buffer.from('8440a0f640', 'hex')), /not a tagged COSE_Sign1/);
   });
   test('JWS conformance protected header: keys, crit and RFC 3339 times', () => {

@@ -40,7 +40,7 @@ export async function runLayout(name: string, policy: string, certs: Record<stri
   const policyText = policy.trim().startsWith('{') ? policy : read(POLICY(policy)).toString();
   const prepared = prepareNotation({ provider: 'notation', secret: secret({ 'trustpolicy.json': policyText, ...certs }) }, { fetch: offlineFetch, ...o.notation });
   const reader = OCILayoutReader.fromDir(LAYOUT(name), o.layout);
-  return prepared.verify({ registry: reader, descriptor: o.target ?? E2E_SUBJECT }, { maxSignatures: o.maxSignatures ?? 10, ...(o.now ? { now: o.now } : {}) });
+  return prepared.verify({ registry: reader, descriptor: o.target ?? E2E_SUBJECT }, { ...(o.limits ? { limits: o.limits } : {}), ...(o.now ? { now: o.now } : {}) });
 }
 
 export function policyWith(level: string, extra: Record<string, unknown> = {}, stores = ['ca:e2e'], identities = ['*']): string {

@@ -46,7 +46,7 @@ describe('generated ECDSA / RSA chains', () => {
           const env = await (fmt === 'JWS' ? signJWS : signCOSE)({ target: subject, chain: [leaf, inter, root], alg });
           pushSignature(reader, subject, env, fmt === 'JWS' ? 'application/jose+json' : 'application/cose', form);
           const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch });
-          const o = await p.verify({ registry: reader, descriptor: subject, tag: 'v1' }, { maxSignatures: 3 });
+          const o = await p.verify({ registry: reader, descriptor: subject, tag: 'v1' }, { limits: { maxSignatures: 3 } });
           assert.equal(o.status, 'verified', o.message);
           assert.match(o.message, new RegExp(`notation ${fmt} signature \\(notary.x509\\) by "CN=signer,O=Acme,ST=WA,C=US"`));
           assert.equal(o.details.algorithm, alg);
@@ -61,7 +61,7 @@ describe('generated ECDSA / RSA chains', () => {
     const { reader, subject } = newLayout();
     pushSignature(reader, subject, await signJWS({ target: subject, chain: [leaf, inter, root], alg: 'ES256' }), 'application/jose+json');
     const run = async (store: Buffer) =>
-      prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': store } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+      prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': store } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
     assert.equal((await run(pem(inter))).status, 'verified');
     const bad = await run(pem(other));
     assert.equal(bad.status, 'failed');
@@ -71,7 +71,7 @@ describe('generated ECDSA / RSA chains', () => {
     const leaf = await issue({ subject: 'CN=signer,O=Acme,ST=WA,C=US', issuer: inter });
     const { reader, subject } = newLayout();
     pushSignature(reader, subject, await signCOSE({ target: subject, chain: [leaf, inter, root], alg: 'ES384' }), 'application/cose');
-    const o = await prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+    const o = await prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
     assert.equal(o.status, 'failed');
     assert.match(o.message, /mismatch between signature algorithm derived from signing certificate \(ES256\) and signing algorithm specified \(ES384\)/);
   });
@@ -79,7 +79,7 @@ describe('generated ECDSA / RSA chains', () => {
     for (const bad of [await issue({ subject: 'CN=signer,O=Acme,ST=WA,C=US', issuer: inter, ca: true, keyUsage: 1 }), await issue({ subject: 'CN=signer,O=Acme,ST=WA,C=US', issuer: inter, eku: [EKU.serverAuth] })]) {
       const { reader, subject } = newLayout();
       pushSignature(reader, subject, await signJWS({ target: subject, chain: [bad, inter, root], alg: 'ES256' }), 'application/jose+json');
-      const o = await prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+      const o = await prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
       assert.equal(o.status === 'failed' && o.code, 'integrity', o.message);
       assert.match(o.message, /integrity validation failed: invalid certificate chain/);
     }
@@ -89,7 +89,7 @@ describe('generated ECDSA / RSA chains', () => {
     const { reader, subject } = newLayout();
     pushSignature(reader, subject, await signJWS({ target: subject, chain: [leaf, inter, root], alg: 'PS384', scheme: 'notary.x509.signingAuthority' }), 'application/jose+json');
     const run = (stores: string[], data: Record<string, Buffer>) =>
-      prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy('strict', stores)), ...data } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+      prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy('strict', stores)), ...data } } }, { fetch: offlineFetch }).verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
     const ok = await run(['signingAuthority:acme'], { 'signingAuthority.acme.pem': pem(root) });
     assert.equal(ok.status, 'verified', ok.message);
     assert.match(ok.message, /notary\.x509\.signingAuthority/);
@@ -128,7 +128,7 @@ describe('CRL revocation served by a local node:http server', () => {
       { provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy(level, ['ca:acme'], override ? { override } : {})), 'ca.acme.pem': pem(root) } } },
       { revocationCache: new RevocationCache() },
     );
-    return p.verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+    return p.verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
   }
   test('good → verified', async () => {
     const o = await scenario(false);
@@ -149,7 +149,7 @@ describe('CRL revocation served by a local node:http server', () => {
     const leaf = await issue({ subject: 'CN=signer,O=Acme,ST=WA,C=US', issuer: root, crlUrl: `${base}/missing.crl` });
     const { reader, subject } = newLayout();
     pushSignature(reader, subject, await signJWS({ target: subject, chain: [leaf, root], alg: 'ES256' }), 'application/jose+json');
-    const o = await prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { revocationCache: new RevocationCache() }).verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+    const o = await prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { revocationCache: new RevocationCache() }).verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
     assert.equal(o.status === 'failed' && o.code, 'revocation');
     assert.match(o.message, /is unknown: revocation could not be checked \(CRL .*HTTP 404\)/);
   });

@@ -34,7 +34,7 @@ describe('OCSP with openssl ocsp', () => {
     const subject = reader.putManifest({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [] });
     pushSignature(reader, subject, await signJWS({ target: subject, chain: [leaf, root], alg: 'ES256' }), 'application/jose+json');
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy(level)), 'ca.acme.pem': pem(root) } } }, { revocationCache: new RevocationCache() });
-    return p.verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+    return p.verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
   }
   test('good → verified via OCSP', async () => {
     const o = await run(good);

@@ -29,7 +29,7 @@ describe('RFC 3161 countersignatures from openssl ts', () => {
     const env = await (fmt === 'JWS' ? signJWS : signCOSE)({ target: subject, chain: [leaf, caRoot], alg: 'ES256', timestamp: stamp });
     pushSignature(reader, subject, env, fmt === 'JWS' ? 'application/jose+json' : 'application/cose');
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy(['ca:code', 'tsa:acme'])), 'ca.code.pem': pem(caRoot), 'tsa.acme.pem': pem(tsaStore) } } }, { fetch: offlineFetch });
-    return p.verify({ registry: reader, descriptor: subject }, { maxSignatures: 3, ...(now ? { now } : {}) });
+    return p.verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 }, ...(now ? { now } : {}) });
   }
   for (const fmt of ['JWS', 'COSE'] as const) {
     test(`${fmt}: timestamp verified against the tsa store at strict`, async () => {

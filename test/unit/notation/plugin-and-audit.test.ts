@@ -40,7 +40,7 @@ describe('verificationPlugin attribute', () => {
         const env = await (fmt === 'JWS' ? signJWS : signCOSE)({ target, chain: [leaf, root], alg: 'ES256', extraHeaders: { [PLUGIN]: 'com.example.plugin' } });
         pushSignature(reader, target, env, fmt === 'JWS' ? 'application/jose+json' : 'application/cose');
         const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy(level)), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch });
-        const o = await p.verify({ registry: reader, descriptor: target }, { maxSignatures: 3 });
+        const o = await p.verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 3 } });
         assert.equal(o.status, 'failed', o.message);
         assert.equal(o.status === 'failed' && o.code, 'plugin-required', o.message);
         assert.match(o.message, /io\.cncf\.notary\.verificationPlugin is not a critical Extended attribute/);
@@ -75,7 +75,7 @@ describe('revocation at audit level only for chains that reached a trust anchor'
     const { reader, target } = layout();
     pushSignature(reader, target, await signJWS({ target, chain: [leaf, signerRoot], alg: 'ES256' }), 'application/jose+json');
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy('audit')), 'ca.acme.pem': pem(storeRoot) } } }, { revocationCache: new RevocationCache() });
-    const o = await p.verify({ registry: reader, descriptor: target }, { maxSignatures: 3 });
+    const o = await p.verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 3 } });
     return { o, fetched: hits.filter((h) => h.includes(tag)) };
   }
 

@@ -60,7 +60,7 @@ describe('RFC 3161 token with K certificates sharing one subject and key', () =>
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy), 'ca.code.pem': pem(caRoot), 'tsa.acme.pem': pem(tsaRoot) } } }, { fetch: offlineFetch });
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
-    const o = await p.verify({ registry: reader, descriptor: subject }, { maxSignatures: 3 });
+    const o = await p.verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
     delay.disable();
     return { o, maxDelayMs: delay.max / 1e6 };
   }
@@ -69,7 +69,7 @@ describe('RFC 3161 token with K certificates sharing one subject and key', () =>
     const { o, maxDelayMs } = await verifyWithLoopToken(8);
     assert.equal(o.status, 'failed');
     assert.equal(o.status === 'failed' && o.code, 'limit-exceeded', o.message);
-    assert.match(o.message, /authenticTimestamp validation failed: .*chain building .* stopped after 100 certificate signature checks \(limit chainSignatureChecks\)/);
+    assert.match(o.message, /authenticTimestamp validation failed: .*chain building .* stopped after 100 certificate signature checks \(limit maxChainSignatureChecks\)/);
     assert.ok(maxDelayMs < 1000, `event loop blocked for ${maxDelayMs.toFixed(0)} ms`);
   });
 });

@@ -6,8 +6,8 @@
 // equal names compare equal and different ones never do.
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
 import { issue, pem, pushSignature, signJWS, type Issued } from '../../helpers/notation-sign.ts';
 import { OCILayoutReader } from '../../helpers/oci-layout.ts';
 import { prepareNotation } from '../../../src/verify/notation/index.ts';
@@ -35,14 +35,27 @@ function encode(s: string, type: keyof typeof TAGS): Buffer {
   return b;
 }
 
-/** C=US, ST=WA, O=<org in the given string type>, CN=signer, built as DER (asn1js writes UniversalString per UTF-16 unit). */
-function name(org: string, type: keyof typeof TAGS): x509.Name {
+/** C=US, ST=WA, O=<org in the given string type>, CN=signer as DER (asn1js writes UniversalString per UTF-16 unit). */
+function name(org: string, type: keyof typeof TAGS): ArrayBuffer {
   const atv = (oid: string, tag: number, value: Buffer) =>
     new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: oid }), new asn1js.Primitive({ idBlock: { tagClass: 1, tagNumber: tag }, valueHex: new Uint8Array(value).buffer })] })] });
   const seq = new asn1js.Sequence({
     value: [atv('2.5.4.6', 19, Buffer.from('US')), atv('2.5.4.8', 12, Buffer.from('WA')), atv('2.5.4.10', TAGS[type], encode(org, type)), atv('2.5.4.3', 12, Buffer.from('signer'))],
   });
-  return new x509.Name(seq.toBER(false));
+  return seq.toBER(false);
+}
+
+/**
+ * A leaf issued by `issuer` whose subject is exactly `subject` (DER): @peculiar/x509 re-encodes names and
+ * truncates UniversalString, so the certificate is issued first and its subject replaced and re-signed here.
+ */
+async function leafWithSubject(issuer: Issued, subject: ArrayBuffer): Promise<Issued> {
+  const leaf = await issue({ subject: 'CN=placeholder', issuer });
+  const cert = pkijs.Certificate.fromBER(new Uint8Array(leaf.der));
+  cert.subject = pkijs.RelativeDistinguishedNames.fromBER(subject);
+  await cert.sign(issuer.keys.privateKey, 'SHA-256');
+  const der = Buffer.from(cert.toSchema(true).toBER(false));
+  return { ...leaf, der };
 }
 
 describe('x509.subject identities outside the Basic Multilingual Plane', () => {
@@ -51,14 +64,14 @@ describe('x509.subject identities outside the Basic Multilingual Plane', () => {
     root = await issue({ subject: 'CN=Acme Root,O=Acme,ST=WA,C=US', ca: true });
   });
 
-  async function verify(org: string, subject: x509.X509CertificateCreateParamsName) {
-    const leaf = await issue({ subject, issuer: root });
+  async function verify(org: string, subject: ArrayBuffer) {
+    const leaf = await leafWithSubject(root, subject);
     const reader = new OCILayoutReader({ schemaVersion: 2, manifests: [] }, new Map());
     const config = reader.put('application/vnd.oci.image.config.v1+json', Buffer.from('{}'));
     const target = reader.putManifest({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [] });
     pushSignature(reader, target, await signJWS({ target, chain: [leaf, root], alg: 'ES256' }), 'application/jose+json');
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy(org)), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch });
-    return p.verify({ registry: reader, descriptor: target }, { maxSignatures: 3 });
+    return p.verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 3 } });
   }
 
   test('a policy pinning O=Acme 🔒 Release rejects a leaf with O=Acme 👾 Release (UTF8String)', async () => {

@@ -69,26 +69,26 @@ describe('notation outcomes', () => {
     );
 
   test('authenticity is explicit: established (strict), audited (audit, untrusted chain), skipped (skip)', async () => {
-    const strict = await prepared('strict').verify({ registry: reader, descriptor: target }, { maxSignatures: 3 });
+    const strict = await prepared('strict').verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 3 } });
     assert.equal(strict.status === 'verified' && strict.authenticity, 'established', strict.message);
     const other = await issue({ subject: 'CN=Other Root,O=Other,ST=WA,C=US', ca: true });
-    const audited = await prepared('audit', other).verify({ registry: reader, descriptor: target }, { maxSignatures: 3 });
+    const audited = await prepared('audit', other).verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 3 } });
     assert.equal(audited.status === 'verified' && audited.authenticity, 'audited', audited.message);
-    const skipped = await prepared('skip').verify({ registry: reader, descriptor: target }, { maxSignatures: 3 });
+    const skipped = await prepared('skip').verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 3 } });
     assert.equal(skipped.status === 'skipped' && skipped.authenticity, 'skipped', skipped.message);
   });
 
   for (const [method, phase] of [['referrers', 'discovery'], ['fetchManifest', 'verification'], ['fetchBlob', 'verification']] as const) {
     test(`spec.timeout firing while ${method} hangs → timeout failure naming ${phase}`, async () => {
       const signal = AbortSignal.timeout(150);
-      const o = await prepared('strict').verify({ registry: hanging(reader, method, signal), descriptor: target }, { maxSignatures: 3, signal, deadline: 'spec.timeout 150ms' });
+      const o = await prepared('strict').verify({ registry: hanging(reader, method, signal), descriptor: target }, { limits: { maxSignatures: 3 }, signal, deadline: 'spec.timeout 150ms' });
       failed(o, 'timeout', new RegExp(`^signature ${phase} for registry\\.test/org/app@${target.digest} did not finish within spec\\.timeout 150ms`));
     });
   }
 
   test('a registry error while listing referrers is a registry-error failure, not an exception', async () => {
     const broken: RegistryReader = { ...hanging(reader, 'fetchBlob', new AbortController().signal), referrers: async () => Promise.reject(new RegistryError('referrers: HTTP 500 Internal Server Error', 500)) };
-    failed(await prepared('strict').verify({ registry: broken, descriptor: target }, { maxSignatures: 3 }), 'registry-error', /cannot read signatures from registry\.test\/org\/app: referrers: HTTP 500/);
+    failed(await prepared('strict').verify({ registry: broken, descriptor: target }, { limits: { maxSignatures: 3 } }), 'registry-error', /cannot read signatures from registry\.test\/org\/app: referrers: HTTP 500/);
   });
 });
 
@@ -103,14 +103,14 @@ describe('cosign outcomes', () => {
   test('key-signed .sig: verified with authenticity established', async () => {
     const { reg, target } = image();
     pushSigManifest(reg, target.digest, [signLegacy(key, target.digest)]);
-    const o = await (await prepareKeys({ 'cosign.pub': key.pubPem })).verify({ registry: reg, descriptor: target }, { maxSignatures: 3 });
+    const o = await (await prepareKeys({ 'cosign.pub': key.pubPem })).verify({ registry: reg, descriptor: target }, { limits: { maxSignatures: 3 } });
     assert.equal(o.status === 'verified' && o.authenticity, 'established', o.message);
   });
 
   test('a sha512 digest is an unsupported failure, not a plain Error', async () => {
     const { reg } = image();
     const target: Descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha512:${'ab'.repeat(64)}`, size: 2 };
-    const o = await (await prepareKeys({ 'cosign.pub': key.pubPem })).verify({ registry: reg, descriptor: target }, { maxSignatures: 3 });
+    const o = await (await prepareKeys({ 'cosign.pub': key.pubPem })).verify({ registry: reg, descriptor: target }, { limits: { maxSignatures: 3 } });
     failed(o, 'unsupported', /sha256/);
   });
 
@@ -120,7 +120,7 @@ describe('cosign outcomes', () => {
       pushSigManifest(reg, target.digest, [signLegacy(key, target.digest)]);
       const signal = AbortSignal.timeout(150);
       const v = await prepareKeys({ 'cosign.pub': key.pubPem });
-      const o = await v.verify({ registry: hanging(reg, method, signal), descriptor: target }, { maxSignatures: 3, signal, deadline: 'spec.timeout 150ms' });
+      const o = await v.verify({ registry: hanging(reg, method, signal), descriptor: target }, { limits: { maxSignatures: 3 }, signal, deadline: 'spec.timeout 150ms' });
       failed(o, 'timeout', new RegExp(`^signature ${phase} for registry\\.test/org/app@${target.digest} did not finish within spec\\.timeout 150ms`));
     });
   }
@@ -128,7 +128,7 @@ describe('cosign outcomes', () => {
   test('referrers failing and no .sig tag → registry-error failure', async () => {
     const { reg, target } = image();
     reg.referrersError = new RegistryError('referrers: HTTP 500 Internal Server Error', 500);
-    const o = await (await prepareKeys({ 'cosign.pub': key.pubPem })).verify({ registry: reg, descriptor: target }, { maxSignatures: 3 });
+    const o = await (await prepareKeys({ 'cosign.pub': key.pubPem })).verify({ registry: reg, descriptor: target }, { limits: { maxSignatures: 3 } });
     failed(o, 'registry-error', /cannot read signatures from registry\.test\/org\/app: referrers: HTTP 500/);
   });
 });

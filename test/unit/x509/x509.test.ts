@@ -17,20 +17,20 @@ const TSP = (f: string) => V('tspclient-go', 'testdata', f);
 const gsRoot = () => parseCertificates(TSP('GlobalSignRootCA.crt'));
 
 describe('RFC 3161 tokens (tspclient-go token_test.go)', () => {
-  test('TimeStampToken.p7s verifies for "notation" with genTime and 1 s accuracy', () => {
-    const r = verifyTimestampToken(TSP('TimeStampToken.p7s'), Buffer.from('notation'), gsRoot());
+  test('TimeStampToken.p7s verifies for "notation" with genTime and 1 s accuracy', async () => {
+    const r = await verifyTimestampToken(parseTimestampToken(TSP('TimeStampToken.p7s')), Buffer.from('notation'), gsRoot());
     assert.equal(r.genTime.toISOString(), '2021-09-17T14:09:10.000Z');
     assert.equal(r.accuracyMs, 1000);
     assert.equal(r.lower.toISOString(), '2021-09-17T14:09:09.000Z');
     assert.equal(r.signer.subject, 'CN=Globalsign TSA for Advanced - G4,O=GlobalSign nv-sa,C=BE');
     assert.equal(r.chain.length, 4);
   });
-  test('mismatched message', () => {
-    assert.throws(() => verifyTimestampToken(TSP('TimeStampToken.p7s'), Buffer.from('mismatch'), gsRoot()), /invalid TSTInfo: mismatched message/);
+  test('mismatched message', async () => {
+    await assert.rejects(verifyTimestampToken(parseTimestampToken(TSP('TimeStampToken.p7s')), Buffer.from('mismatch'), gsRoot()), /invalid TSTInfo: mismatched message/);
   });
-  test('unknown root (notation-go tsa:test-mismatch case)', () => {
+  test('unknown root (notation-go tsa:test-mismatch case)', async () => {
     const digicert = parseCertificates(V('notation-go', 'verifier', 'testdata', 'truststore', 'x509', 'tsa', 'test-mismatch', 'DigiCertTSARootSHA384.cer'));
-    assert.throws(() => verifySignedToken(parseTimestampToken(TSP('TimeStampToken.p7s')), digicert), /certificate signed by unknown authority/);
+    await assert.rejects(verifySignedToken(parseTimestampToken(TSP('TimeStampToken.p7s')), digicert), /certificate signed by unknown authority/);
   });
   const negatives: Record<string, RegExp> = {
     'TimeStampTokenWithValidAndInvalidSignerInfos.p7s': /signerInfo not found/,
@@ -57,29 +57,29 @@ describe('RFC 3161 tokens (tspclient-go token_test.go)', () => {
     assert.deepEqual(files.sort(), [...Object.keys(negatives), 'TimeStampToken.p7s'].sort());
   });
   for (const [f, re] of Object.entries(negatives)) {
-    test(`${f} → ${re.source}`, () => {
-      assert.throws(() => verifySignedToken(parseTimestampToken(TSP(f)), gsRoot()), re);
+    test(`${f} → ${re.source}`, async () => {
+      await assert.rejects(async () => verifySignedToken(parseTimestampToken(TSP(f)), gsRoot()), re);
     });
   }
-  test('notation-go countersignature tokens', () => {
+  test('notation-go countersignature tokens', async () => {
     const C = (f: string) => V('notation-go', 'verifier', 'testdata', 'timestamp', 'countersignature', f);
     const t = parseTimestampToken(C('TimeStampToken.p7s'));
     checkImprint(t, Buffer.from('notation'));
-    assert.throws(() => verifySignedToken(parseTimestampToken(C('TimeStampTokenWithoutCertificate.p7s')), gsRoot()), /signing certificate not found in the timestamp token/);
+    await assert.rejects(verifySignedToken(parseTimestampToken(C('TimeStampTokenWithoutCertificate.p7s')), gsRoot()), /signing certificate not found in the timestamp token/);
     assert.throws(() => parseTimestampToken(C('TimeStampTokenWithInvalidTSTInfo.p7s')), /cannot unmarshal TSTInfo/);
     assert.throws(() => parseTimestampToken(C('TimeStampTokenWithInvalideContentType.p7s')), /unexpected content type: 1.2.840.113549.1.7.1/);
     assert.throws(() => parseTimestampToken(Buffer.from('invalid\n')), /cms: syntax error/);
   });
-  test('notation-core-go TimeStampTokenWithInvalidSignature.p7s against its DigiCert root', () => {
+  test('notation-core-go TimeStampTokenWithInvalidSignature.p7s against its DigiCert root', async () => {
     const root = parseCertificates(V('notation-core-go', 'internal', 'timestamp', 'testdata', 'tsaRootCert.cer'));
-    assert.throws(() => verifySignedToken(parseTimestampToken(V('notation-core-go', 'internal', 'timestamp', 'testdata', 'TimeStampTokenWithInvalidSignature.p7s')), root), /cms verification failure/);
+    await assert.rejects(verifySignedToken(parseTimestampToken(V('notation-core-go', 'internal', 'timestamp', 'testdata', 'TimeStampTokenWithInvalidSignature.p7s')), root), /cms verification failure/);
   });
-  test('tspclient-go internal/cms tokens: only TimeStampToken.p7s verifies', () => {
+  test('tspclient-go internal/cms tokens: only TimeStampToken.p7s verifies', async () => {
     const dir = vectorPath('notation', 'tspclient-go', 'internal', 'cms', 'testdata');
     for (const f of readdirSync(dir).filter((x) => x.endsWith('.p7s'))) {
-      const run = () => verifySignedToken(parseTimestampToken(readFileSync(`${dir}/${f}`)), gsRoot());
-      if (f === 'TimeStampToken.p7s') run();
-      else assert.throws(run, Error, f);
+      const run = async () => verifySignedToken(parseTimestampToken(readFileSync(`${dir}/${f}`)), gsRoot());
+      if (f === 'TimeStampToken.p7s') await run();
+      else await assert.rejects(run, Error, f);
     }
   });
 });
@@ -93,13 +93,13 @@ describe('certificates and chains (notation-core-go x509)', () => {
     assert.equal(parseCertificates(X('multi-der.der')).length, parseCertificates(X('multi-pem.crt')).length);
     assert.throws(() => parseCertificates(X('invalid')));
   });
-  test('DigiCert TSA chain passes timestamping rules and fails code-signing rules', () => {
+  test('DigiCert TSA chain passes timestamping rules and fails code-signing rules', async () => {
     const chain = ['timestamp_leaf.crt', 'timestamp_intermediate.crt', 'timestamp_root.crt'].flatMap((f) => parseCertificates(X(f)));
     validateTimestampingChain(chain);
     assert.throws(() => validateCodeSigningChain(chain), /TimeStamping|key usage/);
-    const built = buildChain(chain[0]!, [chain[1]!], [chain[2]!], { at: new Date((chain[0]!.notBefore.getTime() + chain[0]!.notAfter.getTime()) / 2) });
+    const built = await buildChain(chain[0]!, [chain[1]!], [chain[2]!], { at: new Date((chain[0]!.notBefore.getTime() + chain[0]!.notAfter.getTime()) / 2) });
     assert.equal(built.length, 3);
-    assert.throws(() => buildChain(chain[0]!, [], [chain[2]!]), /unknown authority/);
+    await assert.rejects(buildChain(chain[0]!, [], [chain[2]!]), /unknown authority/);
   });
   test('code-signing chains from the vectors', () => {
     validateCodeSigningChain(parseCertificates(V('notation', 'test', 'e2e', 'testdata', 'config', 'crl', 'certchain_with_crl.pem')));
