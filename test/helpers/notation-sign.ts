@@ -77,6 +77,29 @@ export async function issue(o: IssueOptions): Promise<Issued> {
   return { cert, der: Buffer.from(cert.rawData), keys, privateKey: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }), serial };
 }
 
+/**
+ * `k` self-issued CA certificates with one subject and one key pair (distinct serials): each "issues"
+ * every other, the shape that made unbounded path building try every ordering (#7 item 2).
+ */
+export async function sameKeyCertificates(k: number, subject: string): Promise<Issued[]> {
+  const first = await issue({ subject, ca: true });
+  const out = [first];
+  for (let i = 1; i < k; i++) {
+    const serialNumber = (0x7000 + i).toString(16);
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber,
+      name: subject,
+      keys: first.keys,
+      signingAlgorithm: sigAlg(first.keys),
+      notBefore: new Date(Date.now() - 3600_000),
+      notAfter: new Date(Date.now() + 86400_000),
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    });
+    out.push({ ...first, cert, der: Buffer.from(cert.rawData), serial: serialNumber });
+  }
+  return out;
+}
+
 export function pem(...certs: Issued[]): Buffer {
   return Buffer.from(certs.map((c) => c.cert.toString('pem')).join('\n') + '\n');
 }

@@ -109,8 +109,8 @@ function pluginProblem(env: EnvelopeContent): string | undefined {
 }
 
 /**
- * Runs every check on one signature envelope. Signature problems are results, never throws; a budget
- * hit (LimitError) or an abort propagates.
+ * Runs every check on one signature envelope. Signature problems, budget hits included (code
+ * `limit-exceeded`, enforced at every level), are results; only an abort propagates.
  */
 export async function verifySignature(input: SignatureContext, mediaType: string, envelope: Buffer): Promise<SignatureResult> {
   const { statement, level, now, ctx } = input;

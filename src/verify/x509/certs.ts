@@ -46,15 +46,19 @@ export interface Cert {
 
 const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
 
-export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCertificateSize'>): Cert {
+/** `parsed`: the same certificate already parsed by pkijs (inside a CMS SignedData), to skip parsing it again. */
+export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCertificateSize'>, parsed?: pkijs.Certificate): Cert {
   if (limits && der.length > limits.maxCertificateSize) {
     throw new LimitError('maxCertificateSize', `a certificate of ${der.length} bytes is larger than ${limits.maxCertificateSize}`);
   }
   const buf = Buffer.from(der);
   const node = new X509Certificate(buf);
-  const asn = asn1js.fromBER(new Uint8Array(buf).buffer);
-  if (asn.offset === -1) throw new Error('malformed certificate');
-  const cert = new pkijs.Certificate({ schema: asn.result });
+  let cert = parsed;
+  if (!cert) {
+    const asn = asn1js.fromBER(new Uint8Array(buf).buffer);
+    if (asn.offset === -1) throw new Error('malformed certificate');
+    cert = new pkijs.Certificate({ schema: asn.result });
+  }
   const rawSubject = Buffer.from(cert.subject.valueBeforeDecode);
   const rawIssuer = Buffer.from(cert.issuer.valueBeforeDecode);
   let serial = Buffer.from(cert.serialNumber.valueBlock.valueHexView);

@@ -256,7 +256,6 @@ function checkCRL(body: Buffer, cert: Cert, issuer: Cert, now: Date, signingTime
   for (const e of crl.crlExtensions?.extensions ?? []) {
     if (e.critical && e.extnID !== '2.5.29.20' && e.extnID !== '2.5.29.35') throw new Error(`CRL has an unsupported critical extension ${e.extnID}`);
   }
-  let hold = false;
   for (const entry of crl.revokedCertificates ?? []) {
     if (serialOf(entry.userCertificate) !== cert.serialHex) continue;
     let reason: number | undefined;
@@ -267,15 +266,10 @@ function checkCRL(body: Buffer, cert: Cert, issuer: Cert, now: Date, signingTime
       if (ext.extnID === '2.5.29.24' && a instanceof asn1js.GeneralizedTime) invalidity = a.toDate();
       if (ext.critical && ext.extnID !== '2.5.29.21' && ext.extnID !== '2.5.29.24') throw new Error(`CRL entry has an unsupported critical extension ${ext.extnID}`);
     }
-    if (reason === REASON_REMOVE_FROM_CRL) {
-      hold = false;
-      continue;
-    }
+    if (reason === REASON_REMOVE_FROM_CRL) continue;
     if (reason !== REASON_CERTIFICATE_HOLD && invalidity && signingTime && signingTime < invalidity) continue;
-    hold = true;
     return { status: 'revoked', revokedAt: entry.revocationDate.value, nextUpdate };
   }
-  void hold;
   return { status: 'ok', nextUpdate };
 }
 

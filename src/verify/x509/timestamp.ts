@@ -30,6 +30,7 @@ import * as pkijs from 'pkijs';
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { parseCertificate, certExtensions, EKU, type Cert } from './certs.ts';
 import { buildChain, validateTimestampingChain } from './chain.ts';
+import { childrenOf, readTLV, type TLV } from './der.ts';
 
 /** Budgets and deadline for verifying a token. */
 export interface TimestampVerifyOptions {
@@ -99,8 +100,28 @@ function octets(v: asn1js.OctetString): Buffer {
   return Buffer.from(v.valueBlock.valueHexView);
 }
 
+/**
+ * Certificates in the `certificates` set of a ContentInfo(SignedData) TLV, counted from the DER without
+ * parsing them: pkijs parses every one of them with the SignedData, so the budget is checked first.
+ */
+function embeddedCertificateCount(b: Uint8Array, contentInfo: TLV): number {
+  // ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT SignedData }
+  const content = childrenOf(b, contentInfo)[1];
+  const signedData = content ? childrenOf(b, content)[0] : undefined;
+  // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo, certificates [0] IMPLICIT …, … }
+  const certs = signedData ? childrenOf(b, signedData).find((t) => t.tag === 0xa0) : undefined;
+  return certs ? childrenOf(b, certs).length : 0;
+}
+
+function checkCertificateCount(b: Uint8Array, contentInfo: TLV | undefined, limits: Pick<Limits, 'maxCertificates'> | undefined): void {
+  if (!limits || !contentInfo) return;
+  const n = embeddedCertificateCount(b, contentInfo);
+  if (n > limits.maxCertificates) throw new LimitError('maxCertificates', `the RFC 3161 timestamp token carries ${n} certificates, more than ${limits.maxCertificates}`);
+}
+
 export function parseTimestampToken(der: Uint8Array, limits?: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): TimestampToken {
   const buf = Buffer.from(der);
+  checkCertificateCount(buf, readTLV(buf, 0), limits);
   const asn = asn1js.fromBER(new Uint8Array(buf).buffer);
   if (asn.offset === -1) throw new TimestampError(`cms: syntax error: invalid signed data: failed to convert from BER to DER: ${asn.result.error}`);
   let ci: pkijs.ContentInfo;
@@ -114,6 +135,9 @@ export function parseTimestampToken(der: Uint8Array, limits?: Pick<Limits, 'maxC
 
 /** A TimeStampResp (RFC 3161 §2.4.2): its token, when the status is granted or grantedWithMods. */
 export function parseTimestampResponse(der: Uint8Array, limits?: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): TimestampToken {
+  // TimeStampResp ::= SEQUENCE { status PKIStatusInfo, timeStampToken ContentInfo OPTIONAL }
+  const top = readTLV(der, 0);
+  checkCertificateCount(der, top ? childrenOf(der, top)[1] : undefined, limits);
   const asn = asn1js.fromBER(new Uint8Array(der).buffer);
   if (asn.offset === -1) throw new TimestampError(`not a DER TimeStampResp: ${asn.result.error}`);
   let resp: pkijs.TimeStampResp;
@@ -164,13 +188,10 @@ function fromContentInfo(ci: pkijs.ContentInfo, buf: Buffer, limits?: Pick<Limit
     accuracyMs = 1000;
   }
   const embedded = (sd.certificates ?? []).filter((c) => c instanceof pkijs.Certificate);
-  if (limits && embedded.length > limits.maxCertificates) {
-    throw new LimitError('maxCertificates', `the RFC 3161 timestamp token carries ${embedded.length} certificates, more than ${limits.maxCertificates}`);
-  }
   const certificates: Cert[] = [];
   for (const c of embedded) {
     try {
-      certificates.push(parseCertificate(new Uint8Array(c.toSchema().toBER(false)), limits));
+      certificates.push(parseCertificate(new Uint8Array(c.toSchema().toBER(false)), limits, c));
     } catch (e) {
       if (e instanceof LimitError) throw e;
       throw new TimestampError(`cms: syntax error: invalid certificate in token: ${(e as Error).message}`);

@@ -1,0 +1,42 @@
+// A minimal DER walker for looking at a structure's shape before handing it to pkijs, whose parsing of a
+// large structure is slow enough to stall the event loop: e.g. counting the certificates of a CMS token
+// (bounded by a budget) without parsing any of them.
+
+export interface TLV {
+  /** Identifier octet (class, constructed bit, tag number < 31). */
+  tag: number;
+  /** Offset of the content octets. */
+  start: number;
+  /** Offset just past the content octets. */
+  end: number;
+}
+
+/** The TLV at `offset` in `b`, or undefined when it is truncated or uses forms DER does not allow. */
+export function readTLV(b: Uint8Array, offset: number, limit = b.length): TLV | undefined {
+  if (offset + 2 > limit) return undefined;
+  const tag = b[offset]!;
+  if ((tag & 0x1f) === 0x1f) return undefined; // high tag numbers: not used in these structures
+  let len = b[offset + 1]!;
+  let start = offset + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > limit) return undefined;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + b[start + i]!;
+    start += n;
+  }
+  const end = start + len;
+  return end <= limit ? { tag, start, end } : undefined;
+}
+
+/** The TLVs directly inside a constructed TLV. */
+export function childrenOf(b: Uint8Array, parent: TLV): TLV[] {
+  const out: TLV[] = [];
+  for (let at = parent.start; at < parent.end; ) {
+    const t = readTLV(b, at, parent.end);
+    if (!t) break;
+    out.push(t);
+    at = t.end;
+  }
+  return out;
+}
