@@ -24,7 +24,7 @@ const NOW = new Date('2026-06-01T12:00:00Z');
 
 type Verdict = (opts: VerifyOptions) => Promise<VerificationOutcome>;
 
-const verified: Verdict = async () => ({ status: 'verified', message: 'cosign signature by key cosign.pub', details: {}, warnings: [], attempts: [] });
+const verified: Verdict = async () => ({ status: 'verified', provider: 'cosign', authenticity: 'established', signature: 'sha256:sig', message: 'cosign signature by key cosign.pub', details: {}, warnings: [], attempts: [] });
 
 function fakeProviders(verdict: () => Verdict): Record<ProviderName, Provider> {
   const make = (name: ProviderName): Provider => ({
@@ -189,7 +189,7 @@ const cases: Case[] = [
     verify: true,
     arrange: async (w) => {
       await w.repo.push('v1', { 'app.yaml': 'v: 2' });
-      w.verdict = async () => ({ status: 'failed', code: 'all-failed', message: 'no signature verified: signature 1: key mismatch', details: {}, warnings: [], attempts: [] });
+      w.verdict = async () => ({ status: 'failed', provider: 'cosign', code: 'all-failed', message: 'no signature verified: signature 1: key mismatch', details: {}, warnings: [], attempts: [] });
     },
     want: {
       conditions: { SourceVerified: ['False', 'VerificationError', /failed to verify the signature using provider 'cosign': no signature verified/], Ready: ['False', 'VerificationError'], ArtifactOutdated: ['True', 'NewRevision'], ArtifactInStorage: ['True', 'Succeeded'], Reconciling: ['True', 'ProgressingWithRetry', /building artifact: new revision/] },
@@ -230,7 +230,7 @@ const cases: Case[] = [
     verify: true,
     arrange: async (w) => {
       await w.repo.push('v1', { a: 'b' });
-      w.verdict = async () => ({ status: 'skipped', message: "trust policy 'dev' skips verification", details: {}, warnings: [], attempts: [] });
+      w.verdict = async () => ({ status: 'skipped', provider: 'notation', authenticity: 'skipped', message: "trust policy 'dev' skips verification", details: {}, warnings: [], attempts: [] });
     },
     want: { conditions: { SourceVerified: ['Unknown', 'VerificationSkipped'], Ready: ['True', 'Succeeded'] }, events: ['NewArtifact'], outcome: 'requeue' },
   },
@@ -239,7 +239,7 @@ const cases: Case[] = [
     verify: true,
     arrange: async (w) => {
       await w.repo.push('v1', { a: 'b' });
-      w.verdict = async () => ({ status: 'verified', message: 'notation JWS signature by CN=x', details: { authenticityEstablished: false }, warnings: ['authenticity: not trusted'], attempts: [] });
+      w.verdict = async () => ({ status: 'verified', provider: 'notation', authenticity: 'audited', signature: 'sha256:sig', message: 'notation JWS signature by CN=x', details: {}, warnings: ['authenticity: not trusted'], attempts: [] });
     },
     want: { conditions: { SourceVerified: ['Unknown', 'VerificationAudited', /not authenticated/], Ready: ['True', 'Succeeded'] }, events: ['NewArtifact', 'VerificationAudited'], outcome: 'requeue' },
   },
