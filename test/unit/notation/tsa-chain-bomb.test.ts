@@ -41,6 +41,7 @@ describe('RFC 3161 token with K certificates sharing one subject and key', () =>
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy), 'ca.code.pem': pem(caRoot), 'tsa.acme.pem': pem(tsaRoot) } } }, { fetch: offlineFetch });
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
+    await new Promise((r) => setTimeout(r, 30)); // the histogram records only after its first tick
     const o = await p.verify({ registry: reader, descriptor: subject }, { limits: { maxSignatures: 3 } });
     // A loop blocked until now is only recorded once the histogram's timer runs again.
     await new Promise((r) => setTimeout(r, 50));

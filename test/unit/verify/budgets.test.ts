@@ -86,6 +86,7 @@ describe('notation budgets', () => {
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy(['ca:acme', 'tsa:t'])), 'ca.acme.pem': pem(root), 'tsa.t.pem': pem(tsaRoot) } } }, { fetch: offlineFetch });
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
+    await new Promise((r) => setTimeout(r, 30)); // the histogram records only after its first tick
     const o = await p.verify({ registry: reader, descriptor: target }, {});
     await new Promise((r) => setTimeout(r, 50)); // a blocked loop is recorded once the histogram's timer runs
     delay.disable();
