@@ -20,6 +20,16 @@ export function sha256(b: Uint8Array): string {
   return 'sha256:' + createHash('sha256').update(b).digest('hex');
 }
 
+/** The `mediaType` of a manifest blob, as the registry client reads it (anything unparsable has none). */
+function mediaTypeOf(b: Buffer): string | undefined {
+  try {
+    const v = (JSON.parse(b.toString('utf8')) as { mediaType?: unknown } | null)?.mediaType;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class OCILayoutReader implements RegistryReader {
   readonly registry: string;
   readonly repository: string;
@@ -74,7 +84,7 @@ export class OCILayoutReader implements RegistryReader {
       desc = this.index.manifests.find((m) => m.digest === ref);
       const b = this.#blob(ref);
       if (!b) return null;
-      const mt = desc?.mediaType ?? (JSON.parse(b.toString('utf8')) as { mediaType?: string }).mediaType ?? 'application/vnd.oci.image.manifest.v1+json';
+      const mt = desc?.mediaType ?? mediaTypeOf(b) ?? 'application/vnd.oci.image.manifest.v1+json';
       desc = { mediaType: mt, digest: ref, size: b.length };
     } else {
       desc = this.index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === ref);

@@ -1,3 +1,6 @@
+// Cosign signature provider: public keys from a Secret, or keyless (Fulcio identities) against a
+// Sigstore trusted root. Signatures are cosign v3 Sigstore bundles (OCI referrers) first, then the
+// legacy `sha256-<hex>.sig` tag's simple-signing layers, tried by the shared loop (../signatures.ts).
 import { createHash } from 'node:crypto';
 import { errorText, fail, VerificationError } from '../errors.ts';
 import { resolveLimits, verifySignatures, type Candidate } from '../signatures.ts';
@@ -10,8 +13,6 @@ import { compileRules } from './identity.ts';
 import { parsePublicKeyPem, type VerificationKey } from './keys.ts';
 import { verifyLegacyLayer } from './legacy.ts';
 import { parseTrustedRoot, publicGoodTrustRoot, TRUSTED_ROOT_KEY, type TrustRoot } from './trustroot.ts';
-
-export type { CosignContext, SignatureResult } from './context.ts';
 
 
 function loadKeys(config: VerifyConfig): VerificationKey[] {

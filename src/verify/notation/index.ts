@@ -3,8 +3,8 @@
 // prepare(): reads `trustpolicy.oci.json` or `trustpolicy.json` and the certificate keys from the
 // Secret, validates them with notation-go's rules, and returns a PreparedVerifier.
 // verify(): selects the trust policy statement for `<registry>/<repository>`, discovers the signatures
-// (Referrers API or `sha256-<hex>` tag through the RegistryReader), and verifies up to
-// `opts.maxSignatures` of them; the first that passes wins.
+// (Referrers API or `sha256-<hex>` tag through the RegistryReader), and hands them to the shared
+// signature loop (../signatures.ts): the first that passes wins, within the budgets.
 
 import { createHash } from 'node:crypto';
 import { LimitError } from '../../api/limits.ts';
@@ -192,9 +192,12 @@ async function checkSignatureManifest(registry: VerifyTarget['registry'], d: Des
   if (mt !== MediaTypes.ociManifest && mt !== LEGACY_ARTIFACT_MANIFEST) throw invalid(`signature manifest ${d.digest} has unsupported media type "${mt}"`);
   const layers = mt === LEGACY_ARTIFACT_MANIFEST ? (manifest.blobs ?? []) : (manifest.layers ?? []);
   if (!Array.isArray(layers) || layers.length !== 1) throw invalid(`signature manifest ${d.digest} must have exactly one layer holding the envelope, found ${Array.isArray(layers) ? layers.length : 0}`);
-  const layer = layers[0]!;
+  const raw = layers[0] as Partial<Descriptor> | null;
+  if (!raw || typeof raw !== 'object' || typeof raw.digest !== 'string' || typeof raw.mediaType !== 'string' || !Number.isSafeInteger(raw.size) || raw.size! < 0) {
+    throw invalid(`signature manifest ${d.digest} has an invalid envelope descriptor (digest, mediaType and size are required)`);
+  }
+  const layer = raw as Descriptor;
   const max = input.limits.maxEnvelopeSize;
-  if (!Number.isSafeInteger(layer.size) || layer.size < 0) throw invalid(`signature envelope ${String(layer.digest)} has an invalid size`);
   if (layer.size > max) throw new LimitError('maxEnvelopeSize', `signature envelope ${layer.digest} is ${layer.size} bytes, more than ${max}`);
   let blob: Buffer;
   try {

@@ -63,7 +63,7 @@ export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCert
   const rawIssuer = Buffer.from(cert.issuer.valueBeforeDecode);
   let serial = Buffer.from(cert.serialNumber.valueBlock.valueHexView);
   while (serial.length > 1 && serial[0] === 0) serial = serial.subarray(1);
-  return {
+  const result: Cert = {
     der: Buffer.from(node.raw),
     node,
     pkijs: cert,
@@ -77,6 +77,10 @@ export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCert
     serialHex: serial.toString('hex'),
     signatureAlgorithm: cert.signatureAlgorithm.algorithmId,
   };
+  // Extensions are parsed now, as Go's ParseCertificate does: a certificate with a malformed one (say a
+  // non-ASCII SAN) is refused here, where callers expect parse errors, not later in an identity check.
+  certExtensions(result);
+  return result;
 }
 
 /** All certificates in a PEM or DER blob (every PEM block counts; DER may be concatenated). */

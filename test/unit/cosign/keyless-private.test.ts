@@ -89,6 +89,11 @@ test('private Sigstore, legacy and bundle: otherName SANs count only with type 1
   assert.equal((await bundleOutcome({ leaf: fulcio })).status, 'verified');
 });
 
+test('private Sigstore, legacy: a SAN that is not IA5 (non-ASCII e-mail) is malformed, never matched loosely', async () => {
+  const o = await legacyOutcome({ leaf: { email: 'd\u00e9v@example.com' } }, [{ issuer: ID.issuer, subject: '^d.v@example\\.com$' }]);
+  assert.deepEqual(codes(o), ['malformed'], JSON.stringify(o));
+});
+
 test('private Sigstore, legacy: integratedTime outside the certificate validity → certificate-time-invalid', async () => {
   const o = await legacyOutcome({ integratedTime: T + 3600 });
   assert.deepEqual(codes(o), ['certificate-time-invalid']);

@@ -92,6 +92,45 @@ describe('notation outcomes', () => {
   });
 });
 
+describe('hostile signature manifests and envelopes end as typed failures, never internal-error', () => {
+  const garbage: unknown[] = [null, 1, 'x', [], {}, { layers: [null] }, { layers: [{}] }, { layers: [{ digest: 5, mediaType: [], size: 'big' }] }, { layers: [{ digest: 'sha256:00', mediaType: 'application/jose+json', size: -1 }] }, { config: null, layers: null }, { subject: 'x', layers: [{ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', size: 1, digest: 'sha256:ab' }] }];
+  const envelopes: Buffer[] = [Buffer.from('{}'), Buffer.from('{"protected":1}'), Buffer.from([0xd2, 0x84, 0x40, 0xa0, 0xf6, 0x40]), Buffer.from([0xd2, 0x84, 0x41]), Buffer.from('{"payload":"","protected":"e30","signature":"AA","header":{"x5c":[null]}}'), Buffer.from([0xf9])];
+  test('notation: manifests of every shape, envelopes of every shape', async () => {
+    const root = await issue({ subject: 'CN=Acme Root,O=Acme,ST=WA,C=US', ca: true });
+    const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(JSON.stringify({ version: '1.0', trustPolicies: [{ name: 'p', registryScopes: ['*'], signatureVerification: { level: 'strict' }, trustStores: ['ca:acme'], trustedIdentities: ['*'] }] })), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch });
+    const reader = new OCILayoutReader({ schemaVersion: 2, manifests: [] }, new Map());
+    const config = reader.put('application/vnd.cncf.notary.signature', Buffer.from('{}'));
+    const target = reader.putManifest({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: reader.put('application/vnd.oci.image.config.v1+json', Buffer.from('{}')), layers: [] });
+    const listed: Descriptor[] = [];
+    for (const g of garbage) listed.push({ ...reader.put('application/vnd.oci.image.manifest.v1+json', Buffer.from(JSON.stringify(g))), artifactType: 'application/vnd.cncf.notary.signature' });
+    for (const [i, e] of envelopes.entries()) {
+      const layer = reader.put(i % 2 ? 'application/cose' : 'application/jose+json', e);
+      listed.push({ ...reader.putManifest({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [layer], subject: target }), artifactType: 'application/vnd.cncf.notary.signature' });
+    }
+    reader.referrers = async () => listed;
+    const o = await p.verify({ registry: reader, descriptor: target }, { limits: { maxSignatures: 100 } });
+    assert.equal(o.status, 'failed');
+    assert.ok(o.attempts.length >= envelopes.length, `${o.attempts.length} attempts`);
+    for (const a of o.attempts) assert.notEqual(a.failure?.code, 'internal-error', a.failure?.message);
+    assert.notEqual(o.status === 'failed' && o.code, 'internal-error', o.message);
+  });
+  test('cosign: bundle referrers and .sig layers of every shape', async () => {
+    const key = generateKey('p256');
+    const reg = new MemoryRegistry();
+    const cfg = reg.putBlob(Buffer.from('{}'), 'application/vnd.oci.image.config.v1+json');
+    const target = reg.putJSONManifest({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: cfg, layers: [] });
+    const refs = garbage.map((g) => ({ ...reg.putManifest(Buffer.from(JSON.stringify(g)), 'application/vnd.oci.image.manifest.v1+json'), artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }));
+    reg.referrers = async () => refs;
+    const junk = [null, 1, { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json' }, { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: 'sha256:00', size: 3, annotations: 'x' }, { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: 'sha256:00', size: 3, annotations: { 'dev.cosignproject.cosign/signature': 'AA==' } }];
+    reg.putJSONManifest({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: cfg, layers: junk }, `sha256-${target.digest.slice(7)}.sig`);
+    const o = await (await prepareKeys({ 'cosign.pub': key.pubPem })).verify({ registry: reg, descriptor: target }, { limits: { maxSignatures: 100 } });
+    assert.equal(o.status, 'failed', o.message);
+    assert.ok(o.attempts.length >= refs.length, `${o.attempts.length} attempts`);
+    for (const a of o.attempts) assert.notEqual(a.failure?.code, 'internal-error', a.failure?.message);
+    assert.notEqual(o.status === 'failed' && o.code, 'internal-error', o.message);
+  });
+});
+
 describe('cosign outcomes', () => {
   const key = generateKey('p256');
   function image(): { reg: MemoryRegistry; target: Descriptor } {
