@@ -21,7 +21,7 @@ export interface Limits {
   artifactMaxSize: number;
   /** Signatures tried per artifact; the first that passes wins. */
   maxSignatures: number;
-  /** Referrer manifests opened per artifact while looking for signatures, signatures or not. */
+  /** Referrer manifests opened per artifact while looking for signatures, signatures or not (at least maxSignatures). */
   maxSignatureReferrers: number;
   /** Bytes of one signature envelope, Sigstore bundle or signed payload read from the registry. */
   maxEnvelopeSize: number;

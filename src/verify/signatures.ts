@@ -71,8 +71,10 @@ export async function verifySignatures(provider: ProviderName, reference: string
         stoppedAt = limits.maxSignatures;
         break;
       }
-      if (++opened > limits.maxSignatureReferrers) {
-        budgetHit = new LimitError('maxSignatureReferrers', `stopped looking for signatures of ${reference} after opening ${limits.maxSignatureReferrers} referrers`);
+      // Never below maxSignatures, so that raising --max-signatures alone is enough.
+      const maxOpened = Math.max(limits.maxSignatureReferrers, limits.maxSignatures);
+      if (++opened > maxOpened) {
+        budgetHit = new LimitError('maxSignatureReferrers', `stopped looking for signatures of ${reference} after opening ${maxOpened} referrers`);
         break;
       }
       phase = 'verification';

@@ -72,7 +72,7 @@ describe('notation budgets', () => {
     // A referrers tag index whose entries carry no artifactType: each manifest must be opened to see what it is.
     reader.referrers = async () => listed;
     const p = prepareNotation({ provider: 'notation', secret: { name: 'ns/s', data: { 'trustpolicy.json': Buffer.from(policy()), 'ca.acme.pem': pem(root) } } }, { fetch: offlineFetch });
-    const o = await p.verify({ registry: reader, descriptor: target }, { limits: { maxSignatureReferrers: 2 } });
+    const o = await p.verify({ registry: reader, descriptor: target }, { limits: { maxSignatureReferrers: 2, maxSignatures: 1 } });
     assert.equal(o.status === 'failed' && o.code, 'limit-exceeded', o.message);
     assert.match(o.message, /after opening 2 referrers \(limit maxSignatureReferrers\)/);
   });
