@@ -3,6 +3,7 @@
 // once, so a retried failure does not flood the namespace's events.
 import { ConditionType as CT, Reason, findCondition } from '../api/conditions.ts';
 import type { OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
+import type { LoggedFailures } from './reconcile.ts';
 import { PublishedCondition } from './external-artifact.ts';
 
 export interface KubeEvent {
@@ -23,7 +24,11 @@ const warnWhen: { type: string; status: 'True' | 'False' | 'Unknown'; reason?: s
   { type: PublishedCondition, status: 'False' },
 ];
 
-export function notify(obj: OCIRepository, prev: OCIRepositoryStatus | undefined, next: OCIRepositoryStatus): KubeEvent[] {
+/**
+ * Events for the change from `prev` to `next`. `logged` are the checks a permissive policy only
+ * logged for the verified revision: announced when SourceVerified changed.
+ */
+export function notify(obj: OCIRepository, prev: OCIRepositoryStatus | undefined, next: OCIRepositoryStatus, logged?: LoggedFailures): KubeEvent[] {
   const events: KubeEvent[] = [];
   const a = next.artifact;
   const newArtifact = !!a && a.digest !== prev?.artifact?.digest;
@@ -44,6 +49,11 @@ export function notify(obj: OCIRepository, prev: OCIRepositoryStatus | undefined
     const p = findCondition(prev?.conditions, w.type);
     if (p && p.status === c.status && p.reason === c.reason && p.message === c.message) continue;
     events.push({ type: 'Warning', reason: c.reason, message: c.message });
+  }
+  const verified = findCondition(next.conditions, CT.SourceVerified);
+  const before = findCondition(prev?.conditions, CT.SourceVerified);
+  if (logged && verified?.status === 'True' && (before?.status !== 'True' || before.message !== verified.message)) {
+    events.push({ type: 'Warning', reason: 'VerificationWarning', message: `signature of revision ${logged.revision} passed with logged failures: ${logged.failures.join('; ')}` });
   }
   const wasFailing = findCondition(prev?.conditions, CT.Ready)?.status === 'False';
   const ready = findCondition(next.conditions, CT.Ready);

@@ -243,7 +243,7 @@ export class Manager {
       const published = await this.publisher.sync(obj, result.status);
       const status = withPublication(result.status, published, obj.metadata.generation, this.deps.now());
       await this.#patchStatus(obj, status);
-      for (const e of notify(obj, obj.status, status)) void this.#event(obj, e);
+      for (const e of notify(obj, obj.status, status, result.loggedFailures)) void this.#event(obj, e);
       return published.error && !('error' in result.outcome) ? { error: published.error } : result.outcome;
     } finally {
       this.metrics?.observeReconcile(obj.metadata.namespace, obj.metadata.name, (performance.now() - started) / 1000);

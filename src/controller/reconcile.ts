@@ -57,6 +57,14 @@ export interface ReconcileResult {
   outcome: Outcome;
   /** The reconcile was cancelled: its status must not be written. */
   cancelled: boolean;
+  /** What the status does not carry but notify() needs: checks a permissive policy only logged. */
+  loggedFailures?: LoggedFailures;
+}
+
+/** Checks that failed for a verified revision but that the trust policy only logs. */
+export interface LoggedFailures {
+  revision: string;
+  failures: string[];
 }
 
 type FailureCondition = typeof CT.FetchFailed | typeof CT.StorageOperationFailed | typeof CT.SourceVerified;
@@ -168,7 +176,7 @@ class Run {
     this.conds = summarizeReady(this.conds, this.gen, this.deps.now());
     this.status.conditions = sortConditions(this.conds);
     if (observed && this.gen !== undefined) this.status.observedGeneration = this.gen;
-    return { status: this.status, outcome, cancelled: false };
+    return { status: this.status, outcome, cancelled: false, ...(this.loggedFailures ? { loggedFailures: this.loggedFailures } : {}) };
   }
 
   succeeded(): ReconcileResult {
@@ -306,6 +314,7 @@ class Run {
       this.set(CT.SourceVerified, 'Unknown', Reason.VerificationAudited, `signature of revision ${resolved.revision} is not authenticated; stored because the trust policy only audits: ${outcome.message}${warnings}`);
     } else {
       this.set(CT.SourceVerified, 'True', Reason.Succeeded, `verified signature of revision ${resolved.revision}: ${outcome.message}${notes}${warnings}`);
+      if (outcome.warnings.length) this.loggedFailures = { revision: resolved.revision, failures: outcome.warnings };
     }
   }
 

@@ -88,7 +88,7 @@ async function pass(w: World, obj: OCIRepository) {
   const before = obj.status;
   const start = obj.status?.observedGeneration !== obj.metadata.generation ? { ...obj, status: progressing(obj, NOW) } : obj;
   const r = await reconcile(start, w.deps);
-  return { ...r, events: notify(obj, before, r.status) };
+  return { ...r, events: notify(obj, before, r.status, r.loggedFailures) };
 }
 
 /** An object that is Ready on tag v1 (verified when `verify`), as the starting point of a case. */
@@ -242,6 +242,15 @@ const cases: Case[] = [
       w.verdict = async () => ({ status: 'verified', provider: 'notation', authenticity: 'audited', signature: 'sha256:sig', message: 'notation JWS signature by CN=x', details: {}, warnings: ['authenticity: not trusted'], attempts: [] });
     },
     want: { conditions: { SourceVerified: ['Unknown', 'VerificationAudited', /not authenticated/], Ready: ['True', 'Succeeded'] }, events: ['NewArtifact', 'VerificationAudited'], outcome: 'requeue' },
+  },
+  {
+    name: 'permissive level with a logged expiry: verified, and a VerificationWarning event',
+    verify: true,
+    arrange: async (w) => {
+      await w.repo.push('v1', { a: 'b' });
+      w.verdict = async () => ({ status: 'verified', provider: 'notation', authenticity: 'established', signature: 'sha256:sig', message: 'notation JWS signature by CN=x', details: {}, warnings: ['expiry validation failed'], attempts: [] });
+    },
+    want: { conditions: { SourceVerified: ['True', 'Succeeded', /warnings: expiry validation failed/], Ready: ['True', 'Succeeded'] }, events: ['NewArtifact', 'VerificationWarning'], outcome: 'requeue' },
   },
   {
     name: 'a swapped layer fails its digest check: FetchFailed, old artifact kept',
