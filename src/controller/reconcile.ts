@@ -94,6 +94,7 @@ class Run {
   readonly status: OCIRepositoryStatus;
   readonly prevConds: readonly Condition[];
   conds: Condition[];
+  loggedFailures: LoggedFailures | undefined;
   step: StepName = 'storage';
   progress = 'reconciliation in progress';
   timeoutMs = 60_000;
