@@ -28,7 +28,7 @@ const Role = (n: string) => `arn:aws:iam::123456789012:role/${n}`;
 const Gsa = (n: string) => `${n}@${GcpProject}.iam.gserviceaccount.com`;
 const CloudServices: Service[] = ['entra', 'sts', 'ecrApi', 'podIdentity', 'metadata', 'googleSts', 'iamCredentials'];
 
-describe('workload identity: provider azure | aws | gcp', { timeout: 600_000 }, () => {
+describe('workload identity: provider azure | aws | gcp', { timeout: 900_000 }, () => {
   const dir = makeTempDir('osc-cloud-');
   let cluster: Cluster;
   let cloud: CloudStandIns;

@@ -44,7 +44,7 @@ async function startProxy(user: string, password: string): Promise<{ url: string
   };
 }
 
-describe('controller: transport options, integrity, CLI parity', { timeout: 600_000 }, () => {
+describe('controller: transport options, integrity, CLI parity', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let plain: Registry;
   let mtls: Registry;

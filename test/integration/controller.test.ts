@@ -14,7 +14,7 @@ async function download(url: string): Promise<{ status: number; body: Buffer; he
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()), headers: res.headers };
 }
 
-describe('OCIRepository end to end (unsigned)', { timeout: 600_000 }, () => {
+describe('OCIRepository end to end (unsigned)', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let reg: Registry;
   let authReg: Registry;

@@ -85,7 +85,7 @@ interface CliResult {
   stderr: string;
 }
 
-describe('cosign end to end (controller + CLI + real registries)', { timeout: 300_000 }, () => {
+describe('cosign end to end (controller + CLI + real registries)', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let reg: Registry;
   let authReg: Registry;

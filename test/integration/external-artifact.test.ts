@@ -28,7 +28,7 @@ interface EA {
 
 const eaCond = (ea: EA | null, type: string) => ea?.status?.conditions?.find((c) => c.type === type);
 
-describe('Flux ExternalArtifact publishing', { timeout: 600_000 }, () => {
+describe('Flux ExternalArtifact publishing', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let reg: Registry;
   let ctrl: ControllerProcess;

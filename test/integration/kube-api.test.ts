@@ -16,7 +16,7 @@ interface CM {
   data?: Record<string, string>;
 }
 
-describe('informer against a real apiserver', { timeout: 180_000 }, () => {
+describe('informer against a real apiserver', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let kube: Kube;
   const dir = makeTempDir('osc-informer-');

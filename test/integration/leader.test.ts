@@ -11,7 +11,7 @@ import { applyRepo, installController, ready, startControllerProcess, waitRepo, 
 
 const electionArgs = ['--enable-leader-election', '--leader-election-namespace', 'oci-source-system', '--leader-election-lease-duration', '2s', '--leader-election-renew-deadline', '1500ms', '--leader-election-retry-period', '200ms'];
 
-describe('leader election', { timeout: 300_000 }, () => {
+describe('leader election', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let reg: Registry;
   let kubeconfig: string;

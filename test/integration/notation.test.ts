@@ -124,7 +124,7 @@ function envelopeLeafPem(layout: string, blobHex: string): string {
 const policyDoc = (level: string, stores: string[], extra: Record<string, unknown> = {}, name = 'gen'): string =>
   JSON.stringify({ version: '1.0', trustPolicies: [{ name, registryScopes: ['*'], signatureVerification: { level, ...extra }, trustStores: stores, trustedIdentities: ['*'] }] });
 
-describe('notation end to end (controller + CLI + real registry)', { timeout: 300_000 }, () => {
+describe('notation end to end (controller + CLI + real registry)', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let reg: Registry;
   let proxy: ReferrersProxy;

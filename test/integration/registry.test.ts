@@ -12,7 +12,7 @@ import { makeTempDir, pushTarGzArtifact, startCluster, startRegistry, startRefer
 import { pushReferrer } from '../helpers/push-signatures.ts';
 import { applyRepo, cond, installController, ready, startControllerProcess, waitRepo, type ControllerProcess } from '../helpers/controller-env.ts';
 
-describe('registry client against real registries', { timeout: 300_000 }, () => {
+describe('registry client against real registries', { timeout: 900_000 }, () => {
   let plain: Registry;
   let token: Registry;
   let proxy: ReferrersProxy;
@@ -95,7 +95,7 @@ describe('registry client against real registries', { timeout: 300_000 }, () => 
   });
 });
 
-describe('controller steady state and outages', { timeout: 300_000 }, () => {
+describe('controller steady state and outages', { timeout: 900_000 }, () => {
   let cluster: Cluster;
   let reg: Registry;
   let ctrl: ControllerProcess;
