@@ -1,20 +1,61 @@
-# Build: compile TypeScript, then keep production dependencies only.
-FROM node:24-bookworm-slim AS build
+# oci-source-controller image. `make image` builds it into dist/image.tar (see docs/install.md).
+# BASE_IMAGE must be Debian-like with node (24) and npm on PATH; where public registries cannot be
+# reached, `make image` passes an equivalent one assembled locally (hack/image-base.sh).
+ARG BASE_IMAGE=node:24-bookworm-slim
+
+# 1. Compile TypeScript, then keep production dependencies only, without what Node never loads.
+FROM ${BASE_IMAGE} AS build
+# PEM certificates of a site's TLS-inspecting proxy, if npm must go through one (trusted by this
+# stage only; `make image` passes the machine's /usr/local/share/ca-certificates).
+ARG EXTRA_CA_CERTS=""
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" > /tmp/extra-ca.pem; export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi; \
+    npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# `demo` imports the test harness, so tsc needs it to compile src/; none of it reaches the image.
 COPY test/harness ./test/harness
 COPY test/helpers ./test/helpers
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+RUN npx tsc -p tsconfig.build.json --sourceMap false \
+ && npm prune --omit=dev --no-audit --no-fund --ignore-scripts \
+ && rm -rf node_modules/@types \
+ && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
+      -o \( -iname '*.md' ! -iname 'licen[cs]e*' ! -iname 'notice*' \) \) -delete
 
-FROM node:24-bookworm-slim
+# 2. The runtime filesystem: node, the shared libraries it links (as ldd lists them), and a
+#    numeric non-root user. No shell, no package manager, no npm.
+FROM ${BASE_IMAGE} AS rootfs
+RUN set -eu; \
+    node=$(command -v node); \
+    mkdir -p /rootfs/usr/local/bin /rootfs/etc /rootfs/data; \
+    cp "$node" /rootfs/usr/local/bin/node; \
+    for lib in $(ldd "$node" | grep -o '/[^ ]*'); do cp -L --parents "$lib" /rootfs/; done; \
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /rootfs/etc/passwd; \
+    printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group; \
+    chown 65532:65532 /rootfs/data; chmod 0700 /rootfs/data
+
+# 3. The image.
+FROM scratch
+COPY --from=rootfs /rootfs/ /
 WORKDIR /app
+COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist ./dist
-COPY package.json ./
-USER 65534:65534
+COPY --from=build /src/dist/src ./dist/src
+# Artifacts live in /data (the only place written to: the root filesystem may be read-only).
+VOLUME ["/data"]
+USER 65532:65532
 ENV NODE_ENV=production
-ENTRYPOINT ["node", "/app/dist/src/main.js"]
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/node", "/app/dist/src/main.js"]
 CMD ["run"]
+# Last, so that a new revision only changes the image config.
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG SOURCE_URL=unknown
+LABEL org.opencontainers.image.title="oci-source-controller" \
+      org.opencontainers.image.description="Serves OCI artifacts to a Kubernetes cluster only after verifying their Notation or Cosign signatures" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"

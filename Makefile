@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := $(shell hack/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: deps node_modules demo test typecheck unit integration bench build crds
+.PHONY: deps node_modules demo test typecheck unit integration bench build crds image
 
 deps: node_modules
 	hack/install-deps.sh
@@ -36,3 +36,7 @@ build: node_modules
 
 crds: node_modules
 	node hack/gen-crd.ts
+
+# The container image, saved to dist/image.tar (oci-source-controller:dev); see docs/install.md.
+image:
+	hack/image-build.sh

@@ -1,15 +1,19 @@
-// Writes crds/ from src/api/schema.ts. `--check` exits 1 when the committed file differs.
+// Writes the CRD (crds/ and config/crd/bases/) from src/api/schema.ts. `--check` exits 1 when a
+// committed file differs.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { crdYaml, crdFile } from '../src/api/crd.ts';
+import { crdYaml, crdFiles } from '../src/api/crd.ts';
 
-const target = path.resolve(import.meta.dirname, '..', crdFile);
-if (process.argv.includes('--check')) {
-  if (readFileSync(target, 'utf8') !== crdYaml()) {
-    console.error(`${crdFile} is out of date: run make crds`);
-    process.exit(1);
+const check = process.argv.includes('--check');
+let stale = false;
+for (const file of crdFiles) {
+  const target = path.resolve(import.meta.dirname, '..', file);
+  if (!check) {
+    writeFileSync(target, crdYaml());
+    console.log(`wrote ${file}`);
+  } else if (readFileSync(target, 'utf8') !== crdYaml()) {
+    console.error(`${file} is out of date: run make crds`);
+    stale = true;
   }
-} else {
-  writeFileSync(target, crdYaml());
-  console.log(`wrote ${crdFile}`);
 }
+if (stale) process.exit(1);

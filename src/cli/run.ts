@@ -52,6 +52,8 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --publish-external-artifacts[=BOOL]    maintain a Flux ExternalArtifact per OCIRepository when the cluster
                                     serves that API; false removes ours (default true)
   --external-artifact-discovery-interval DUR   how often to look for the ExternalArtifact API (default 1m)
+  --shutdown-timeout DUR            after SIGTERM, in-flight reconciles get this long (less 2s to
+                                    release the Lease and close) before they are abandoned (default 8s)
 `;
 
 export interface ControllerConfig {
@@ -78,13 +80,16 @@ export interface ControllerConfig {
   cloud?: { objectLevel: boolean; defaultServiceAccount?: string; cacheMaxSize: number; cacheMaxDurationMs: number };
   publishExternalArtifacts: boolean;
   externalArtifactDiscoveryMs: number;
+  /** After SIGTERM: budget for stopping (default 8s). */
+  shutdownTimeoutMs?: number;
 }
 
 export interface RunningController {
   manager: Manager;
   artifacts: ArtifactServer;
   storage: Storage;
-  stop(): Promise<void>;
+  /** Stops within `timeoutMs`; resolves false when in-flight reconciles had to be abandoned. */
+  stop(timeoutMs?: number): Promise<boolean>;
 }
 
 export function configFromArgs(argv: string[]): ControllerConfig {
@@ -120,6 +125,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'token-cache-max-duration': { type: 'string', default: '1h' },
     'publish-external-artifacts': { type: 'string', default: 'true' },
     'external-artifact-discovery-interval': { type: 'string', default: '1m' },
+    'shutdown-timeout': { type: 'string', default: '8s' },
   });
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const int = (name: string, s: string, min: number) => {
@@ -181,6 +187,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
       cacheMaxSize: int('token-cache-max-size', v['token-cache-max-size']!, 0),
       cacheMaxDurationMs,
     },
+    shutdownTimeoutMs: dur('shutdown-timeout', v['shutdown-timeout']!),
   };
 }
 
@@ -286,17 +293,37 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
     manager,
     artifacts,
     storage,
-    stop: async () => {
-      await manager.stop();
-      await elector?.release();
-      await artifacts.close();
+    stop: async (timeoutMs = cfg.shutdownTimeoutMs ?? 8000) => {
+      const deadline = Date.now() + timeoutMs;
+      const left = (reserveMs: number) => Math.max(0, deadline - Date.now() - reserveMs);
+      metrics.ready = false;
+      // manager.stop() cancels in-flight reconciles; one still running when the budget less 2s is
+      // spent is abandoned, which is safe: artifacts are renamed into place only when complete
+      // (nothing partial is ever served) and work files under storage are removed at the next start.
+      const drained = await within(manager.stop(), left(2000));
+      if (!drained) log.warn('shutdown: in-flight reconciles abandoned');
+      // Released, the Lease lets another replica take over at once instead of after its duration.
+      if (elector && !(await within(elector.release(), left(500)))) log.warn('shutdown: leader lease release timed out');
+      await within(artifacts.close(), left(0));
       metricsServer?.closeAllConnections();
-      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      await within(new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r())), left(0));
       kube.close();
-      await cloud.close();
-      await closeDispatchers();
+      await within(cloud.close(), left(0));
+      await within(closeDispatchers(), left(0));
+      return drained;
     },
   };
+}
+
+/** True when `p` settles within `ms` (a rejection counts as settled: shutdown goes on). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -323,6 +350,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   const why = await Promise.race([stopSignal, lostSignal, started.then(() => new Promise<never>(() => {}))]);
   log.info(why === 'lost' ? 'leadership lost; exiting so a new process can campaign' : 'shutting down');
   if (!running) process.exit(0);
-  await running.stop();
-  return lost ? 1 : 0;
+  const code = lost ? 1 : 0;
+  const drained = await running.stop();
+  log.info({ drained }, 'shutdown complete');
+  // Abandoned reconciles still hold sockets and timers: end the process now rather than let them
+  // write on (as PID 1 in a container, this is what makes SIGTERM exit promptly). pino flushes
+  // its buffered lines on exit.
+  process.exit(code);
 }

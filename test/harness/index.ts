@@ -1,5 +1,6 @@
 // Integration-test harness: real etcd + kube-apiserver, real docker-registry (plain, TLS,
-// htpasswd, token auth), a test-only OCI pusher, openssl-made PKI, and process/temp-dir hygiene.
+// htpasswd, token auth), a test-only OCI pusher, openssl-made PKI, a dockerd of our own, and
+// process/temp-dir hygiene.
 export * from './ports.ts';
 export * from './proc.ts';
 export * from './pki.ts';
@@ -8,3 +9,4 @@ export * from './registry.ts';
 export * from './push.ts';
 export * from './kube.ts';
 export * from './referrers-proxy.ts';
+export * from './docker.ts';

@@ -11,10 +11,13 @@ import { projectRoot } from './shared.ts';
 export const ControllerNamespace = 'oci-source-system';
 export const ControllerSA = 'oci-source-controller';
 
-/** The files `kubectl apply -k config/default` would apply, minus the Deployment (we run a local process). */
+/**
+ * What `kubectl apply -k config/default` applies, minus the Deployment and Service (we run a local
+ * process): the namespace, `crds/` as users apply it (`kubectl apply -f crds/`), and config/rbac.
+ */
 export const InstallFiles = [
   'config/default/namespace.yaml',
-  'crds/source.ocisource.dev_ocirepositories.yaml',
+  'crds',
   'config/rbac/service_account.yaml',
   'config/rbac/role.yaml',
   'config/rbac/role_binding.yaml',
@@ -26,11 +29,16 @@ export const InstallFiles = [
 export async function installController(cluster: Cluster, dir: string): Promise<string> {
   await cluster.kubectlOk(['apply', ...InstallFiles.flatMap((f) => ['-f', f])]);
   await cluster.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/ocirepositories.source.ocisource.dev']);
-  const res = await cluster.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ControllerNamespace}/serviceaccounts/${ControllerSA}/token`, {
+  return cluster.writeKubeconfig(dir, await serviceAccountToken(cluster, ControllerNamespace, ControllerSA), { fileName: 'controller.kubeconfig' });
+}
+
+/** A token for a ServiceAccount, minted with the TokenRequest API (as the kubelet does for a pod). */
+export async function serviceAccountToken(cluster: Cluster, namespace: string, name: string): Promise<string> {
+  const res = await cluster.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
     body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 86400 } },
   });
   if (res.status !== 201 && res.status !== 200) throw new Error(`TokenRequest failed: ${res.status} ${res.text}`);
-  return cluster.writeKubeconfig(dir, res.body.status.token, { fileName: 'controller.kubeconfig' });
+  return res.body.status.token;
 }
 
 export interface ControllerProcess {

@@ -101,7 +101,7 @@ describe('informer against a real apiserver', { timeout: 900_000 }, () => {
   });
 
   test('status and finalizer writes survive conflicts with a stale resourceVersion', async () => {
-    await cluster.kubectlOk(['apply', '-f', path.join(projectRoot, 'crds/source.ocisource.dev_ocirepositories.yaml')]);
+    await cluster.kubectlOk(['apply', '-f', path.join(projectRoot, 'crds')]);
     await cluster.kubectlOk(['wait', '--for=condition=Established', 'crd/ocirepositories.source.ocisource.dev']);
     const created = await cluster.request<OCIRepository>('POST', '/apis/source.ocisource.dev/v1/namespaces/default/ocirepositories', {
       body: { apiVersion: 'source.ocisource.dev/v1', kind: 'OCIRepository', metadata: { name: 'conflict', finalizers: ['other.example/keep'] }, spec: { url: 'oci://r.test/a', interval: '1m' } },

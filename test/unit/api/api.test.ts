@@ -4,13 +4,17 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { parse, parseAllDocuments } from 'yaml';
-import { crdFile, crdYaml } from '../../../src/api/crd.ts';
+import { crdFiles, crdYaml } from '../../../src/api/crd.ts';
 import { ConditionType as CT, Reason, setCondition, summarizeReady } from '../../../src/api/conditions.ts';
 import { OCIRepositorySpec, type Condition } from '../../../src/api/schema.ts';
 import { projectRoot } from '../../helpers/shared.ts';
 
-test('crds/ is generated from src/api/schema.ts (no drift)', () => {
-  assert.equal(readFileSync(path.join(projectRoot, crdFile), 'utf8'), crdYaml(), 'run `make crds`');
+test('crds/ and config/crd are generated from src/api/schema.ts (no drift)', () => {
+  for (const f of crdFiles) assert.equal(readFileSync(path.join(projectRoot, f), 'utf8'), crdYaml(), `${f}: run \`make crds\``);
+  // `kubectl apply -f crds/` applies every file there: plain CRD manifests only.
+  for (const f of readdirSync(path.join(projectRoot, 'crds'))) {
+    assert.equal((parse(readFileSync(path.join(projectRoot, 'crds', f), 'utf8')) as { kind?: string }).kind, 'CustomResourceDefinition', `crds/${f}`);
+  }
   const crd = parse(crdYaml()) as { spec: { versions: { schema: { openAPIV3Schema: unknown } }[] } };
   const text = JSON.stringify(crd);
   // Kubernetes structural schemas forbid these; TypeBox could emit them.
