@@ -95,10 +95,17 @@ fi
 # Site CAs (a TLS-inspecting proxy on the way to the npm registry) for the build stage's npm ci.
 extra_ca=$(cat /usr/local/share/ca-certificates/*.crt /usr/local/share/ca-certificates/*/*.crt 2>/dev/null || true)
 
+build() {
+  "${docker[@]}" build --network host --build-arg "BASE_IMAGE=$base_image" --build-arg "EXTRA_CA_CERTS=$extra_ca" "$@" . \
+    >>"$build_dir/build.log" 2>&1 || { log "docker build failed:"; tail -n 40 "$build_dir/build.log" >&2; exit 1; }
+}
 log "building $image (revision $revision)"
-"${docker[@]}" build --network host --build-arg "BASE_IMAGE=$base_image" \
-  --build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "SOURCE_URL=$source_url" --build-arg "EXTRA_CA_CERTS=$extra_ca" \
-  -t "$image" -f Dockerfile . >"$build_dir/build.log" 2>&1 || { log "docker build failed:"; tail -n 40 "$build_dir/build.log" >&2; exit 1; }
+: >"$build_dir/build.log"
+# The intermediate stages are tagged so that their layers (npm ci above all) stay cached when the
+# prune below drops superseded builds.
+build --target build -t oci-source-controller-cache:build
+build --target rootfs -t oci-source-controller-cache:rootfs
+build --build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "SOURCE_URL=$source_url" -t "$image"
 
 mkdir -p dist
 "${docker[@]}" save -o "$out.tmp" "$image"
