@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
@@ -257,15 +258,18 @@ describe('the image, run as config/default deploys it', { timeout: 2_700_000 }, 
       (await docker.dockerOk(['logs', name]))
         .split('\n')
         .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as { msg: string; level: string });
+        .map((l) => JSON.parse(l) as { msg: string; level: string; time: string });
     const stopAndCheck = async (name: string) => {
       await docker.dockerOk(['stop', '-t', stopTimeout, name], { timeoutMs: 60_000 });
       const state = JSON.parse(await docker.dockerOk(['inspect', '-f', '{{json .State}}', name])) as { ExitCode: number; OOMKilled: boolean };
       // docker stop sends SIGTERM, then SIGKILL after the grace period: exit code 0 means the
       // process ended by itself, within it.
       assert.deepEqual({ exit: state.ExitCode, oom: state.OOMKilled }, { exit: 0, oom: false }, (await docker.docker(['logs', '--tail', '30', name])).stdout);
-      const msgs = (await logs(name)).map((l) => l.msg);
+      const lines = await logs(name);
+      const msgs = lines.map((l) => l.msg);
       for (const m of ['shutting down', 'released leader lease', 'shutdown complete']) assert.ok(msgs.includes(m), `log "${m}" in ${JSON.stringify(msgs.slice(-8))}`);
+      const at = (m: string) => Date.parse((lines.find((l) => l.msg === m) as { time: string }).time);
+      t.diagnostic(`${name}: SIGTERM to exit ${at('shutdown complete') - at('shutting down')} ms (docker stop -t ${stopTimeout})`);
     };
 
     // 1. Start it; leader election takes the Lease in the runtime namespace.
@@ -296,8 +300,22 @@ describe('the image, run as config/default deploys it', { timeout: 2_700_000 }, 
     const peak = existsSync(peakFile) ? `${Math.round(Number(readFileSync(peakFile, 'utf8')) / 2 ** 20)} MiB peak (incl. page cache)` : '';
     t.diagnostic(`container after one reconcile: ${stats}; ${peak}`);
 
-    // 3. SIGTERM: exit 0 within the grace period, Lease released.
-    await stopAndCheck('ctrl-1');
+    // 3. SIGTERM while a reconcile is in flight (its registry accepts connections and never
+    // answers): the reconcile is abandoned, the Lease released, and the process exits 0 within
+    // the grace period.
+    const stalled = new Set<net.Socket>();
+    const blackHole = net.createServer((sock) => stalled.add(sock.on('error', () => undefined)));
+    await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
+    try {
+      const port = (blackHole.address() as net.AddressInfo).port;
+      await applyRepo(cluster, { metadata: { name: 'stalled', namespace: 'default' }, spec: { url: `oci://127.0.0.1:${port}/app/config`, interval: '1h', timeout: '5m', insecure: true, ref: { tag: 'v1' } } });
+      await until('a request to the stalled registry', async () => (stalled.size > 0 ? true : undefined));
+      await stopAndCheck('ctrl-1');
+      assert.ok((await logs('ctrl-1')).some((l) => l.msg === 'shutdown: in-flight reconciles abandoned'));
+    } finally {
+      for (const sock of stalled) sock.destroy();
+      await new Promise((r) => blackHole.close(r));
+    }
     assert.equal((await lease()).spec.holderIdentity ?? '', '', 'lease released');
 
     // 4. A new container on the same volume serves the stored artifact at once: the registry is
