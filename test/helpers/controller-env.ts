@@ -3,6 +3,7 @@
 // of the ServiceAccount that config/rbac binds, so the tests prove that RBAC is sufficient.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import YAML from 'yaml';
 import type { Cluster } from '../harness/kube.ts';
 import { makeTempDir, startProcess, type ManagedProcess } from '../harness/proc.ts';
 import { freePort } from '../harness/ports.ts';
@@ -13,16 +14,13 @@ export const ControllerSA = 'oci-source-controller';
 
 /**
  * What `kubectl apply -k config/default` applies, minus the Deployment and Service (we run a local
- * process): the namespace, `crds/` as users apply it (`kubectl apply -f crds/`), and config/rbac.
+ * process): the namespace, `crds/` as users apply it (`kubectl apply -f crds/`), and the files
+ * config/rbac's kustomization lists (so a rule added there is tested without touching this list).
  */
 export const InstallFiles = [
   'config/default/namespace.yaml',
   'crds',
-  'config/rbac/service_account.yaml',
-  'config/rbac/role.yaml',
-  'config/rbac/role_binding.yaml',
-  'config/rbac/leader_election_role.yaml',
-  'config/rbac/external_artifact_role.yaml',
+  ...(YAML.parse(readFileSync(path.join(projectRoot, 'config/rbac/kustomization.yaml'), 'utf8')) as { resources: string[] }).resources.map((f) => `config/rbac/${f}`),
 ].map((f) => path.join(projectRoot, f));
 
 /** Applies the CRD and RBAC, waits for the CRD, and returns a kubeconfig for the ServiceAccount. */
