@@ -3,8 +3,8 @@
 # reached, `make image` passes an equivalent one assembled locally (hack/image-base.sh).
 ARG BASE_IMAGE=node:24-bookworm-slim
 
-# 1. Compile TypeScript, then keep production dependencies only, without what Node never loads.
-FROM ${BASE_IMAGE} AS build
+# 1. Dependencies, as the lock file pins them.
+FROM ${BASE_IMAGE} AS node-modules
 # PEM certificates of a site's TLS-inspecting proxy, if npm must go through one (trusted by this
 # stage only; `make image` passes the machine's /usr/local/share/ca-certificates).
 ARG EXTRA_CA_CERTS=""
@@ -12,18 +12,25 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" > /tmp/extra-ca.pem; export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi; \
     npm ci --no-audit --no-fund --ignore-scripts
+
+# 2. Production dependencies only, without what Node never loads (type declarations, source
+#    maps, docs; licence texts stay). Rebuilt only when the lock file changes.
+FROM node-modules AS production-modules
+RUN npm prune --omit=dev --no-audit --no-fund --ignore-scripts \
+ && rm -rf node_modules/@types \
+ && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
+      -o \( -iname '*.md' ! -iname 'licen[cs]e*' ! -iname 'notice*' \) \) -delete
+
+# 3. The compiled controller.
+FROM node-modules AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # `demo` imports the test harness, so tsc needs it to compile src/; none of it reaches the image.
 COPY test/harness ./test/harness
 COPY test/helpers ./test/helpers
-RUN npx tsc -p tsconfig.build.json --sourceMap false \
- && npm prune --omit=dev --no-audit --no-fund --ignore-scripts \
- && rm -rf node_modules/@types \
- && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
-      -o \( -iname '*.md' ! -iname 'licen[cs]e*' ! -iname 'notice*' \) \) -delete
+RUN npx tsc -p tsconfig.build.json --sourceMap false
 
-# 2. The runtime filesystem: node, the shared libraries it links (as ldd lists them), and a
+# 4. The runtime filesystem: node, the shared libraries it links (as ldd lists them), and a
 #    numeric non-root user. No shell, no package manager, no npm.
 FROM ${BASE_IMAGE} AS rootfs
 RUN set -eu; \
@@ -35,12 +42,12 @@ RUN set -eu; \
     printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group; \
     chown 65532:65532 /rootfs/data; chmod 0700 /rootfs/data
 
-# 3. The image.
+# 5. The image.
 FROM scratch
 COPY --from=rootfs /rootfs/ /
 WORKDIR /app
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules ./node_modules
+COPY --from=production-modules /src/package.json ./
+COPY --from=production-modules /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
 # Artifacts live in /data (the only place written to: the root filesystem may be read-only).
 VOLUME ["/data"]

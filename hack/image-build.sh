@@ -103,8 +103,7 @@ log "building $image (revision $revision)"
 : >"$build_dir/build.log"
 # The intermediate stages are tagged so that their layers (npm ci above all) stay cached when the
 # prune below drops superseded builds.
-build --target build -t oci-source-controller-cache:build
-build --target rootfs -t oci-source-controller-cache:rootfs
+for stage in production-modules build rootfs; do build --target "$stage" -t "oci-source-controller-cache:$stage"; done
 build --build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "SOURCE_URL=$source_url" -t "$image"
 
 mkdir -p dist
