@@ -18,10 +18,11 @@ typecheck: node_modules
 unit: node_modules
 	node --test --test-concurrency=2 'test/unit/**/*.test.ts'
 
-integration: deps
+# The image is built (or found up to date) before the tests that run it, not while others run.
+integration: deps image
 	node --test --test-concurrency=1 'test/integration/**/*.test.ts'
 
-test: deps typecheck
+test: deps typecheck image
 	node --test --test-concurrency=2 --test-timeout=900000 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 
 demo: deps

@@ -68,6 +68,9 @@ stop_dockerd() {
   fi
   wait "$dockerd_pid" 2>/dev/null || true
   dockerd_pid=
+  # dockerd leaves its network namespace bind-mounted in the exec root; release it so that the
+  # build directory can be deleted.
+  awk -v p="$run_dir/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
 }
 trap stop_dockerd EXIT
 

@@ -143,21 +143,25 @@ describe('the image, run as config/default deploys it', { timeout: 2_700_000 }, 
   let cluster: Cluster;
   let reg: Registry;
   let docker: Docker;
+  let rendered: string;
   let docs: Manifest[];
   let dep: Deployment;
   let ns: string;
   let imageUser: string;
+  let buildMs = 0;
   const dir = makeTempDir('osc-image-');
   const saDir = path.join(dir, 'serviceaccount');
 
   before(
     async () => {
       // First build on a fresh machine: minutes (installs docker.io, assembles the base); then cached.
+      const started = Date.now();
       await runOk('make', ['--no-print-directory', 'image'], { cwd: projectRoot, timeoutMs: 40 * 60_000 });
+      buildMs = Date.now() - started;
       [cluster, reg, docker] = await Promise.all([startCluster(), startRegistry(), startDocker()]);
       await docker.dockerOk(['load', '-i', ImageTar], { timeoutMs: 300_000 });
       imageUser = (await docker.dockerOk(['image', 'inspect', '-f', '{{.Config.User}}', 'oci-source-controller:dev'])).trim();
-      const rendered = await cluster.kubectlOk(['kustomize', path.join(projectRoot, 'config/default')]);
+      rendered = await cluster.kubectlOk(['kustomize', path.join(projectRoot, 'config/default')]);
       docs = parseAllDocuments(rendered).map((d) => d.toJS() as Manifest);
       dep = docs.find((d) => d.kind === 'Deployment') as unknown as Deployment;
       ns = dep.metadata.namespace;
@@ -169,12 +173,15 @@ describe('the image, run as config/default deploys it', { timeout: 2_700_000 }, 
     await Promise.all([cluster?.stop(), reg?.stop()]);
   });
 
-  test('kubectl apply -k config/default installs the namespace, CRD, RBAC, Deployment and Service', async () => {
+  test('kubectl apply -k config/default installs the namespace, CRD, RBAC, Deployment and Service', async (t) => {
+    t.diagnostic(`make image: ${Math.round(buildMs / 1000)} s`);
     const kinds = docs.map((d) => d.kind).sort();
     for (const k of ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment', 'Service']) assert.ok(kinds.includes(k), `${k} in ${kinds.join(',')}`);
     await cluster.kubectlOk(['apply', '-k', path.join(projectRoot, 'config/default')]);
     await cluster.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/ocirepositories.source.ocisource.dev']);
-    for (const d of docs) await cluster.kubectlOk(['get', d.kind.toLowerCase(), d.metadata.name, ...(d.metadata.namespace ? ['-n', d.metadata.namespace] : [])]);
+    // Every object is there (kubectl get fails on a missing one).
+    const names = (await cluster.kubectlOk(['get', '-f', '-', '-o', 'name'], { input: rendered })).trim().split('\n');
+    assert.equal(names.length, docs.length, names.join(','));
     // The image is set through kustomize `images:` (what users change to pin a registry and digest).
     const kustomization = readFileSync(path.join(projectRoot, 'config/default/kustomization.yaml'), 'utf8');
     assert.match(kustomization, /^images:/m);
