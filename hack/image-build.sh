@@ -31,7 +31,10 @@ source_url=$(node -p 'const r = require("./package.json").repository; (typeof r 
 [ -n "$source_url" ] || source_url=$(git remote get-url origin 2>/dev/null || true)
 [ -n "$source_url" ] || source_url=unknown
 context=(package.json package-lock.json tsconfig.json tsconfig.build.json src test/harness test/helpers)
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# The revision is the last commit that changed what goes into the image, so a commit touching only
+# tests or docs neither changes the image nor rebuilds it.
+revision=$(git log -1 --format=%H -- "${context[@]}" Dockerfile .dockerignore 2>/dev/null || true)
+[ -n "$revision" ] || revision=unknown
 if [ "$revision" != unknown ] && [ -n "$(git status --porcelain -- "${context[@]}" Dockerfile .dockerignore)" ]; then
   revision="$revision-dirty"
 fi

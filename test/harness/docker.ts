@@ -52,6 +52,7 @@ export async function startDocker(): Promise<Docker> {
     } catch {
       /* already gone */
     }
+    unmountUnder(dir); // the harness then removes the directory
   });
   return {
     host,
@@ -79,7 +80,8 @@ function removeContainersSync(host: string): void {
   }
 }
 
-/** A daemon that died uncleanly may leave overlay mounts behind: never delete through them. */
+/** dockerd leaves its network namespace bind-mounted in the exec root (and one that died
+ * uncleanly, overlay mounts): release them before the directory is deleted. */
 function unmountUnder(dir: string): void {
   const mounts = readFileSync('/proc/mounts', 'utf8')
     .split('\n')
