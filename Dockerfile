@@ -25,9 +25,6 @@ RUN npm prune --omit=dev --no-audit --no-fund --ignore-scripts \
 FROM node-modules AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# `demo` imports the test harness, so tsc needs it to compile src/; none of it reaches the image.
-COPY test/harness ./test/harness
-COPY test/helpers ./test/helpers
 RUN npx tsc -p tsconfig.build.json --sourceMap false
 
 # 4. The runtime filesystem: node, the shared libraries it links (as ldd lists them), and a

@@ -30,7 +30,7 @@ version=$(node -p 'require("./package.json").version')
 source_url=$(node -p 'const r = require("./package.json").repository; (typeof r === "string" ? r : r?.url) ?? ""')
 [ -n "$source_url" ] || source_url=$(git remote get-url origin 2>/dev/null || true)
 [ -n "$source_url" ] || source_url=unknown
-context=(package.json package-lock.json tsconfig.json tsconfig.build.json src test/harness test/helpers)
+context=(package.json package-lock.json tsconfig.json tsconfig.build.json src)
 # The revision is the last commit that changed what goes into the image, so a commit touching only
 # tests or docs neither changes the image nor rebuilds it.
 revision=$(git log -1 --format=%H -- "${context[@]}" Dockerfile .dockerignore 2>/dev/null || true)

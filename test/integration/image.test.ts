@@ -173,10 +173,10 @@ describe('the image, run as config/default deploys it', { timeout: 2_700_000 }, 
     await Promise.all([cluster?.stop(), reg?.stop()]);
   });
 
-  test('kubectl apply -k config/default installs the namespace, CRD, RBAC, Deployment and Service', async (t) => {
+  test('kubectl apply -k config/default installs the namespace, CRD, RBAC, Deployment, Service and NetworkPolicy', async (t) => {
     t.diagnostic(`make image: ${Math.round(buildMs / 1000)} s`);
     const kinds = docs.map((d) => d.kind).sort();
-    for (const k of ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment', 'Service']) assert.ok(kinds.includes(k), `${k} in ${kinds.join(',')}`);
+    for (const k of ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment', 'Service', 'NetworkPolicy']) assert.ok(kinds.includes(k), `${k} in ${kinds.join(',')}`);
     await cluster.kubectlOk(['apply', '-k', path.join(projectRoot, 'config/default')]);
     await cluster.kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/ocirepositories.source.ocisource.dev']);
     // Every object is there (kubectl get fails on a missing one).
@@ -208,7 +208,7 @@ describe('the image, run as config/default deploys it', { timeout: 2_700_000 }, 
     const unwanted = files.filter(
       (f) =>
         /\.(ts|mts|cts|map)$/.test(f) || // TypeScript sources and declarations, source maps
-        /^app\/(src|test|dist\/test)\//.test(f) || // sources and tests (the harness compiles into dist/test)
+        /^app\/(src|test|dist\/test)\//.test(f) || // sources and tests
         /(^|\/)node_modules\/(npm|typescript|@types)\//.test(f) || // npm, dev dependencies
         /^(usr\/)?(local\/)?s?bin\/(sh|bash|dash|npm|npx)$/.test(f), // no shell, no npm
     );
