@@ -114,6 +114,7 @@ build --build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-ar
 
 mkdir -p dist
 "${docker[@]}" save -o "$out.tmp" "$image"
+chmod 0644 "$out.tmp"   # docker save writes 0600; the archive holds nothing secret
 mv "$out.tmp" "$out"
 echo "$key" >"$out.key"
 # Superseded builds would otherwise pile up in the data root; the layer cache of this one stays.
