@@ -52,8 +52,8 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --publish-external-artifacts[=BOOL]    maintain a Flux ExternalArtifact per OCIRepository when the cluster
                                     serves that API; false removes ours (default true)
   --external-artifact-discovery-interval DUR   how often to look for the ExternalArtifact API (default 1m)
-  --shutdown-timeout DUR            after SIGTERM, in-flight reconciles get this long (less 2s to
-                                    release the Lease and close) before they are abandoned (default 8s)
+  --shutdown-timeout DUR            SIGTERM to exit: in-flight reconciles are cancelled, and any still
+                                    running after this less 2s (Lease release, servers) is abandoned (default 8s)
 `;
 
 export interface ControllerConfig {
