@@ -17,7 +17,7 @@ export class LimitError extends Error {
 }
 
 export interface Limits {
-  /** Bytes of extracted content per artifact; 0 = unlimited. */
+  /** Bytes of extracted content per artifact (and of a copied layer); 0 = unlimited. */
   artifactMaxSize: number;
   /** Signatures tried per artifact; the first that passes wins. */
   maxSignatures: number;
@@ -39,6 +39,27 @@ export interface Limits {
   maxChainSignatureChecks: number;
   /** Chain building: certificates in one path, the leaf and the trust anchor included. */
   maxChainDepth: number;
+  // Registry answers and layers (src/oci, src/storage).
+  /** Bytes of one manifest or index, referrers pages included (the distribution spec's 4 MiB). */
+  manifestMaxSize: number;
+  /** Layers in one manifest. */
+  maxLayers: number;
+  /** Tags read when listing a repository (semver refs), across all pages. */
+  maxTags: number;
+  /** Bytes of tag-list responses, across all pages. */
+  tagListMaxSize: number;
+  /** Referrer descriptors read for one subject, across all pages. */
+  maxReferrers: number;
+  /** Entries in a layer tarball, counting the parent directories they imply. */
+  tarMaxEntries: number;
+  /** Bytes of the decompressed tar stream (headers, padding and content): the gzip-bomb bound; 0 = unlimited. */
+  tarMaxSize: number;
+  /** Bytes of one PAX or GNU long-name header. */
+  tarMaxHeaderSize: number;
+  /** Bytes of one entry's path (Linux PATH_MAX). */
+  tarMaxPathLength: number;
+  /** Components of one entry's path. */
+  tarMaxPathDepth: number;
 }
 
 export const DefaultLimits: Limits = {
@@ -53,4 +74,41 @@ export const DefaultLimits: Limits = {
   maxChainCandidates: 8,
   maxChainSignatureChecks: 100,
   maxChainDepth: 10,
+  manifestMaxSize: 4 << 20,
+  maxLayers: 1000,
+  maxTags: 100_000,
+  tagListMaxSize: 8 << 20,
+  maxReferrers: 1000,
+  tarMaxEntries: 100_000,
+  tarMaxSize: 1 << 30,
+  tarMaxHeaderSize: 1 << 20,
+  tarMaxPathLength: 4096,
+  tarMaxPathDepth: 256,
 };
+
+/** The CLI flag of each budget that has one (`run`, and `pull` where it applies). */
+export const LimitFlags: Partial<Record<keyof Limits, string>> = {
+  artifactMaxSize: 'artifact-max-size',
+  maxSignatures: 'max-signatures',
+  manifestMaxSize: 'manifest-max-size',
+  maxTags: 'max-tags',
+  tagListMaxSize: 'tag-list-max-size',
+  maxReferrers: 'max-referrers',
+  tarMaxEntries: 'tar-max-entries',
+  tarMaxSize: 'tar-max-size',
+};
+
+/** The LimitError of budget `name`, with its flag. */
+export function limitError(name: keyof Limits, message: string): LimitError {
+  return new LimitError(name, message, LimitFlags[name]);
+}
+
+/** Throws the LimitError of budget `name`. */
+export function exceeded(name: keyof Limits, message: string): never {
+  throw limitError(name, message);
+}
+
+/** Defaults overridden by what is set. */
+export function limitsWith(overrides: Partial<Limits> | undefined): Limits {
+  return { ...DefaultLimits, ...overrides };
+}

@@ -1,13 +1,17 @@
 // Builds the stored artifact from a resolved manifest: read the manifest by digest, select the
 // layer, then extract + re-pack (extract) or store the blob as it is (copy). Shared by the
 // reconciler and the `pull` command so both produce identical files.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { LimitError, limitError, limitsWith, type Limits } from '../api/limits.ts';
 import type { OCILayerSelector } from '../api/schema.ts';
 import type { RegistrySession } from '../oci/reader.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { parseImageManifest, selectLayer } from '../oci/resolve.ts';
 import type { Descriptor, ImageManifest } from '../oci/types.ts';
-import { ArchiveError, extractTarGz, packReproducible } from './archive.ts';
-import { rm } from 'node:fs/promises';
+import { ArchiveError, extractTarGz, packReproducible, type Extracted } from './archive.ts';
 import type { Storage, StoredFile } from './store.ts';
 
 export interface BuildInput {
@@ -18,7 +22,8 @@ export interface BuildInput {
   storage: Storage;
   /** Relative storage path to write. */
   target: string;
-  maxBytes: number;
+  /** Budgets (defaults from DefaultLimits): artifactMaxSize, tar*, maxLayers. */
+  limits?: Partial<Limits>;
 }
 
 export interface BuildResult {
@@ -42,6 +47,7 @@ export class BuildError extends Error {
 
 export async function buildArtifact(input: BuildInput): Promise<BuildResult> {
   const { client, manifestDigest, storage } = input;
+  const limits = limitsWith(input.limits);
   const fetched = await client.fetchManifest(manifestDigest).catch((err: Error) => {
     throw new BuildError('pull', `failed to pull artifact from '${client.registry}/${client.repository}@${manifestDigest}': ${err.message}`, { cause: err });
   });
@@ -49,15 +55,15 @@ export async function buildArtifact(input: BuildInput): Promise<BuildResult> {
   let manifest: ImageManifest;
   let layer: Descriptor;
   try {
-    manifest = parseImageManifest(fetched.bytes, manifestDigest);
+    manifest = parseImageManifest(fetched.bytes, manifestDigest, limits);
     layer = selectLayer(manifest, input.layerSelector?.mediaType);
   } catch (err) {
     throw new BuildError('layer', (err as Error).message, { cause: err });
   }
   const op = input.layerSelector?.operation ?? 'extract';
   if (op === 'copy') {
-    if (input.maxBytes > 0 && layer.size > input.maxBytes) {
-      throw new BuildError('layer', `layer ${layer.digest} is ${layer.size} bytes, over the maximum artifact size of ${input.maxBytes} bytes`);
+    if (limits.artifactMaxSize > 0 && layer.size > limits.artifactMaxSize) {
+      throw wrap(limitError('artifactMaxSize', `layer ${layer.digest} is ${layer.size} bytes, over the maximum artifact size of ${limits.artifactMaxSize} bytes`), 'copy');
     }
     const blob = await client.openBlob(layer).catch((err: Error) => {
       throw new BuildError('pull', `failed to pull layer ${layer.digest}: ${err.message}`, { cause: err });
@@ -70,49 +76,64 @@ export async function buildArtifact(input: BuildInput): Promise<BuildResult> {
       throw wrap(err, 'copy');
     }
   }
+  // A gzip stream is never much larger than what it inflates to: the compressed size is bounded
+  // by the decompressed budget before anything is downloaded.
+  if (limits.tarMaxSize > 0 && layer.size > limits.tarMaxSize) {
+    throw wrap(limitError('tarMaxSize', `layer ${layer.digest} is ${layer.size} bytes compressed, over the ${limits.tarMaxSize} byte tar budget`), 'extract');
+  }
   const work = await storage.workDir().catch((err: Error) => {
-    throw new BuildError('storage', `failed to create a work directory: ${err.message}`);
+    throw new BuildError('storage', `failed to create a work directory: ${(err as Error).message}`, { cause: err });
   });
-  const blob = await client.openBlob(layer).catch((err: Error) => {
-    throw new BuildError('pull', `failed to pull layer ${layer.digest}: ${err.message}`, { cause: err });
-  });
-  let extracted;
+  let extracted: Extracted | undefined;
   try {
-    extracted = await extractTarGz(blob.stream, work, { maxBytes: input.maxBytes });
-  } catch (err) {
-    // A digest or size mismatch explains a broken archive better than the archive error does.
-    await blob.verified.catch((verr: Error) => {
-      if ((verr as RegistryError).code !== 'INCOMPLETE') throw wrap(verr, 'pull');
+    // The layer is downloaded and checked against its descriptor's digest and size before a
+    // single byte reaches the tar reader: a registry that swaps the layer of a signed artifact
+    // gets a digest mismatch, and hostile content is never parsed.
+    const blobFile = path.join(work, 'layer.tar.gz');
+    const pullFailed = (err: Error) => new BuildError('pull', `failed to pull layer ${layer.digest}: ${err.message}`, { cause: err });
+    const blob = await client.openBlob(layer).catch((err: Error) => {
+      throw pullFailed(err);
     });
-    await rm(work, { recursive: true, force: true });
-    throw wrap(err, 'extract');
-  }
-  try {
-    await blob.verified;
-  } catch (err) {
-    await extracted.cleanup();
-    await rm(work, { recursive: true, force: true });
-    throw wrap(err, 'extract');
-  }
-  try {
-    let files = 0;
-    const file = await storage.writeAtomic(input.target, async (tmp) => {
-      const r = await packReproducible(extracted, tmp, input.ignore);
-      files = r.files;
-      return r;
+    try {
+      await pipeline(blob.stream, createWriteStream(blobFile, { mode: 0o600 }));
+    } catch (err) {
+      // What the verifier saw (a short, long or broken stream) is the registry's fault; a stream
+      // we stopped reading ('INCOMPLETE') failed on our side, writing the file.
+      const verr = await blob.verified.then(() => undefined, (e: Error) => e);
+      if (verr && (verr as RegistryError).code !== 'INCOMPLETE') throw pullFailed(verr);
+      throw new BuildError('storage', `failed to write layer ${layer.digest} to the work directory: ${(err as Error).message}`, { cause: err });
+    }
+    await blob.verified.catch((err: Error) => {
+      throw pullFailed(err);
     });
-    return { file, manifest, layer, files, droppedLinks: extracted.droppedLinks };
-  } catch (err) {
-    throw new BuildError('storage', `unable to archive artifact to storage: ${(err as Error).message}`, { cause: err });
+    try {
+      extracted = await extractTarGz(createReadStream(blobFile), work, { limits });
+    } catch (err) {
+      throw wrap(err, 'extract');
+    }
+    await rm(blobFile, { force: true });
+    const x = extracted;
+    try {
+      let files = 0;
+      const file = await storage.writeAtomic(input.target, async (tmp) => {
+        const r = await packReproducible(x, tmp, input.ignore);
+        files = r.files;
+        return r;
+      });
+      return { file, manifest, layer, files, droppedLinks: x.droppedLinks };
+    } catch (err) {
+      throw new BuildError('storage', `unable to archive artifact to storage: ${(err as Error).message}`, { cause: err });
+    }
   } finally {
-    await extracted.cleanup();
-    await rm(work, { recursive: true, force: true });
+    // Whatever failed above, nothing stays in the work directory.
+    await extracted?.cleanup().catch(() => undefined);
+    await rm(work, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
 function wrap(err: unknown, op: string): BuildError {
   if (err instanceof BuildError) return err;
-  if (err instanceof ArchiveError) return new BuildError('layer', `failed to ${op} layer: ${err.message}`, { cause: err });
+  if (err instanceof ArchiveError || err instanceof LimitError) return new BuildError('layer', `failed to ${op} layer: ${err.message}`, { cause: err });
   if (err instanceof RegistryError) return new BuildError('pull', `failed to ${op} layer: ${err.message}`, { cause: err });
   return new BuildError('storage', `failed to ${op} layer: ${(err as Error).message}`, { cause: err });
 }

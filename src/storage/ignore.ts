@@ -45,11 +45,10 @@ export function buildIgnore(sourceIgnores: { dir: string; text: string }[], spec
   return ig;
 }
 
-/** True when `path` (a file, or a directory when `isDir`) or any parent directory is ignored. */
+/**
+ * True when `path` (a file, or a directory when `isDir`) is ignored; `ignore` also applies the
+ * rules of its parent directories (gitignore: nothing below an excluded directory comes back).
+ */
 export function isIgnored(ig: Ignore, path: string, isDir: boolean): boolean {
-  const parts = path.split('/');
-  for (let i = 1; i < parts.length; i++) {
-    if (ig.ignores(parts.slice(0, i).join('/') + '/')) return true;
-  }
   return ig.ignores(isDir ? `${path}/` : path);
 }

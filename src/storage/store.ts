@@ -17,7 +17,7 @@ const ArtifactFile = /^(sha256|sha384|sha512):[a-f0-9]{64,128}\.tar\.gz$/;
 const ObjectName = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 export class StorageError extends Error {
-  readonly reason: 'InvalidPath' | 'DirectoryCreationFailed' | 'ArchiveOperationFailed' | 'StatOperationFailed';
+  readonly reason: 'InvalidPath' | 'DirectoryCreationFailed' | 'ArchiveOperationFailed';
   constructor(reason: StorageError['reason'], message: string) {
     super(message);
     this.name = 'StorageError';

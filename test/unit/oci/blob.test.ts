@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { verifyingStream } from '../../../src/oci/client.ts';
-import { extractTarGz } from '../../../src/storage/archive.ts';
+import { extractTarGz, walk } from '../../../src/storage/archive.ts';
 
 async function tarGz(): Promise<Buffer> {
   const pack = tar.pack();
@@ -32,19 +32,19 @@ test('extraction succeeds but verification fails for a wrong digest, with no unh
   const dir = mkdtempSync(path.join(os.tmpdir(), 'osc-blob-'));
   try {
     const bad = verifyingStream(Readable.from([body.subarray(0, 100), body.subarray(100)]), { mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: body.length });
-    const x = await extractTarGz(bad.stream, dir, { maxBytes: 0 });
+    const x = await extractTarGz(bad.stream, dir, { limits: { artifactMaxSize: 0 } });
     await assert.rejects(bad.verified, /failed digest verification/);
     await x.cleanup();
     const good = verifyingStream(Readable.from([body]), { mediaType: 'x', digest: sha(body), size: body.length });
-    const y = await extractTarGz(good.stream, dir, { maxBytes: 0 });
+    const y = await extractTarGz(good.stream, dir, { limits: { artifactMaxSize: 0 } });
     await good.verified;
-    assert.deepEqual([...y.entries.keys()], ['a.txt']);
+    assert.deepEqual([...walk(y.root)].map(([p]) => p), ['a.txt']);
     await y.cleanup();
     const short = verifyingStream(Readable.from([body]), { mediaType: 'x', digest: sha(body), size: body.length + 1 });
-    await extractTarGz(short.stream, dir, { maxBytes: 0 }).then((z) => z.cleanup());
+    await extractTarGz(short.stream, dir, { limits: { artifactMaxSize: 0 } }).then((z) => z.cleanup());
     await assert.rejects(short.verified, /descriptor says/);
     const long = verifyingStream(Readable.from([body]), { mediaType: 'x', digest: sha(body), size: 10 });
-    await assert.rejects(extractTarGz(long.stream, dir, { maxBytes: 0 }));
+    await assert.rejects(extractTarGz(long.stream, dir, { limits: { artifactMaxSize: 0 } }));
     await assert.rejects(long.verified, /larger than its descriptor/);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(unhandled, undefined);

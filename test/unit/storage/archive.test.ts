@@ -38,7 +38,7 @@ function work(): string {
 async function extractErr(buf: Buffer, maxBytes = 0): Promise<Error> {
   const dir = work();
   try {
-    await extractTarGz(Readable.from([buf]), dir, { maxBytes });
+    await extractTarGz(Readable.from([buf]), dir, { limits: { artifactMaxSize: maxBytes } });
   } catch (err) {
     // Nothing may be left behind, and nothing written outside the work dir.
     assert.deepEqual(readdirSync(dir), [], 'extraction left files after failing');
@@ -53,7 +53,7 @@ const names = (out: string) => tarGzNames(readFileSync(out));
 
 async function repack(entries: Entry[], ignore?: string, memoryBudget?: number): Promise<{ names: string[]; digest: string; bytes: Buffer }> {
   const dir = work();
-  const x = await extractTarGz(Readable.from([await tgz(entries)]), dir, { maxBytes: 0, ...(memoryBudget !== undefined ? { memoryBudget } : {}) });
+  const x = await extractTarGz(Readable.from([await tgz(entries)]), dir, { limits: { artifactMaxSize: 0 }, ...(memoryBudget !== undefined ? { memoryBudget } : {}) });
   const out = path.join(dir, 'out.tar.gz');
   const r = await packReproducible(x, out, ignore);
   await x.cleanup();
