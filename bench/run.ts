@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { RegistryClient, closeDispatchers } from '../src/oci/client.ts';
+import { RegistryClient } from '../src/oci/client.ts';
+import { Transport } from '../src/oci/transport.ts';
 import { parseRepositoryURL } from '../src/oci/reference.ts';
 import { resolveRef } from '../src/oci/resolve.ts';
 import { buildArtifact } from '../src/storage/build.ts';
@@ -56,6 +57,7 @@ function content(files: number, size: number): Record<string, string> {
 async function main(): Promise<void> {
   const work = makeTempDir('osc-bench-');
   const reg = await startRegistry();
+  const transport = new Transport();
   try {
     console.log(`oci-source-controller benchmarks (median of ${runs} runs; node ${process.version}; CLI ${path.relative(root, cli)})\n`);
     for (const [label, files, size] of [['small artifact (50 files x 2 KiB)', 50, 2048], ['large artifact (2000 files x 8 KiB)', 2000, 8192]] as const) {
@@ -85,10 +87,10 @@ async function main(): Promise<void> {
       const inproc: number[] = [];
       for (let i = 0; i < runs; i++) {
         const t = performance.now();
-        const c = new RegistryClient(parseRepositoryURL(`oci://${reg.host}/bench/app`), { insecure: true });
+        const c = new RegistryClient(parseRepositoryURL(`oci://${reg.host}/bench/app`), { transport, insecure: true });
         const r = await resolveRef(c, { tag });
         const st = new Storage({ root: path.join(work, `inproc-${tag}-${i}`), retentionRecords: 2, retentionTTLms: 60_000, advertisedAddr: 'bench' });
-        await buildArtifact({ client: c, manifestDigest: r.descriptor.digest, storage: st, target: st.artifactPath('default', 'bench', r.descriptor.digest), maxBytes: 0 });
+        await buildArtifact({ client: c, manifestDigest: r.descriptor.digest, storage: st, target: st.artifactPath('default', 'bench', r.descriptor.digest), limits: { artifactMaxSize: 0 } });
         inproc.push(performance.now() - t);
         rmSync(st.root, { recursive: true, force: true });
       }
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
     }
 
     // 3. steady-state check.
-    const client = new RegistryClient(parseRepositoryURL(`oci://${reg.host}/bench/app`), { insecure: true });
+    const client = new RegistryClient(parseRepositoryURL(`oci://${reg.host}/bench/app`), { transport, insecure: true });
     await client.head('large');
     const heads: number[] = [];
     const inspects: number[] = [];
@@ -145,7 +147,7 @@ http { access_log off; sendfile on; tcp_nopush on; client_body_temp_path ${work}
     }
     console.log('\nRatios > 1x mean ours did the same work in less time (or served more requests per second).');
   } finally {
-    await closeDispatchers();
+    await transport.close();
     await reg.stop();
     rmSync(work, { recursive: true, force: true });
   }

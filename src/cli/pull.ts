@@ -2,8 +2,8 @@
 // does, into a directory; prints the revision and the tarball digest as JSON.
 import path from 'node:path';
 import { parseDuration } from '../controller/queue.ts';
-import { closeDispatchers } from '../oci/client.ts';
 import { resolveRef } from '../oci/resolve.ts';
+import { Transport } from '../oci/transport.ts';
 import { buildArtifact } from '../storage/build.ts';
 import { Storage } from '../storage/store.ts';
 import { parse, parseSize, UsageError } from './args.ts';
@@ -39,19 +39,20 @@ export async function pullCommand(argv: string[]): Promise<number> {
   const [ns, name] = v.name!.split('/');
   if (!ns || !name) throw new UsageError('--name must be NAMESPACE/NAME');
   const signal = AbortSignal.timeout(parseDuration(v.timeout!));
-  const client = clientFromFlags(url, v, signal);
+  const transport = new Transport();
   try {
+    const client = clientFromFlags(url, v, signal, transport);
     const layerSelector = { ...(v['layer-media-type'] ? { mediaType: v['layer-media-type'] } : {}), operation: v.operation as 'extract' | 'copy' };
     const resolved = await resolveRef(client, refFromFlags(v), layerSelector.mediaType);
     const storage = new Storage({ root: path.resolve(v.output), retentionRecords: 2, retentionTTLms: 60_000, advertisedAddr: 'localhost' });
     const target = storage.artifactPath(ns, name, resolved.descriptor.digest);
-    const built = await buildArtifact({ client, manifestDigest: resolved.descriptor.digest, layerSelector, ...(v.ignore !== undefined ? { ignore: v.ignore } : {}), storage, target, maxBytes: parseSize(v['artifact-max-size']!) });
+    const built = await buildArtifact({ client, manifestDigest: resolved.descriptor.digest, layerSelector, ...(v.ignore !== undefined ? { ignore: v.ignore } : {}), storage, target, limits: { artifactMaxSize: parseSize(v['artifact-max-size']!) } });
     await storage.setLatest(target);
     process.stdout.write(
       JSON.stringify({ revision: resolved.revision, manifestDigest: resolved.descriptor.digest, digest: built.file.digest, size: built.file.size, path: storage.abs(target), layer: built.layer.digest, files: built.files, annotations: built.manifest.annotations ?? {} }, null, 2) + '\n',
     );
     return 0;
   } finally {
-    await closeDispatchers();
+    await transport.close();
   }
 }

@@ -10,7 +10,8 @@ import { Metrics } from '../controller/metrics.ts';
 import { getOrNull } from '../controller/objects.ts';
 import { parseDuration } from '../controller/queue.ts';
 import { VerifyCache } from '../controller/verification.ts';
-import { closeDispatchers } from '../oci/client.ts';
+import type { Limits } from '../api/limits.ts';
+import { Transport } from '../oci/transport.ts';
 import { CloudIdentity, FeatureGateObjectLevelWorkloadIdentity, type ServiceAccount } from '../oci/cloud/index.ts';
 import { startArtifactServer, type ArtifactServer } from '../storage/server.ts';
 import { Storage } from '../storage/store.ts';
@@ -32,6 +33,12 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --artifact-retention-ttl DUR      older artifacts are removed after this (default 1m)
   --artifact-max-size SIZE          max extracted size of an artifact, e.g. 512Mi; 0 = unlimited (default 512Mi)
   --max-signatures N                signatures tried per artifact (default 10)
+  --manifest-max-size SIZE          max size of a manifest, index or referrers page (default 4Mi)
+  --max-tags N                      max tags listed for a semver ref, all pages (default 100000)
+  --tag-list-max-size SIZE          max bytes of tag-list answers, all pages (default 8Mi)
+  --max-referrers N                 max referrers read for one artifact (default 1000)
+  --tar-max-entries N               max tar entries in a layer, implied directories included (default 100000)
+  --tar-max-size SIZE               max decompressed size of a layer's tar stream (gzip bombs; default 1Gi; 0 = unlimited)
   --min-retry-delay DUR             first backoff after a failure (default 750ms)
   --max-retry-delay DUR             backoff cap (default 15m)
   --interval-jitter-percentage N    ± jitter on spec.interval (default 5)
@@ -69,6 +76,8 @@ export interface ControllerConfig {
   retentionTTLms: number;
   artifactMaxSize: number;
   maxSignatures: number;
+  /** Budgets set by flags other than the two above (src/api/limits.ts). */
+  limits?: Partial<Limits>;
   minRetryMs: number;
   maxRetryMs: number;
   jitterPercent: number;
@@ -108,6 +117,12 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'artifact-retention-ttl': { type: 'string', default: '1m' },
     'artifact-max-size': { type: 'string', default: '512Mi' },
     'max-signatures': { type: 'string', default: '10' },
+    'manifest-max-size': { type: 'string' },
+    'max-tags': { type: 'string' },
+    'tag-list-max-size': { type: 'string' },
+    'max-referrers': { type: 'string' },
+    'tar-max-entries': { type: 'string' },
+    'tar-max-size': { type: 'string' },
     'min-retry-delay': { type: 'string', default: '750ms' },
     'max-retry-delay': { type: 'string', default: '15m' },
     'interval-jitter-percentage': { type: 'string', default: '5' },
@@ -163,6 +178,14 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     retentionTTLms: dur('artifact-retention-ttl', v['artifact-retention-ttl']!),
     artifactMaxSize: parseSize(v['artifact-max-size']!),
     maxSignatures: int('max-signatures', v['max-signatures']!, 1),
+    limits: {
+      ...(v['manifest-max-size'] ? { manifestMaxSize: parseSize(v['manifest-max-size']) } : {}),
+      ...(v['max-tags'] ? { maxTags: int('max-tags', v['max-tags'], 1) } : {}),
+      ...(v['tag-list-max-size'] ? { tagListMaxSize: parseSize(v['tag-list-max-size']) } : {}),
+      ...(v['max-referrers'] ? { maxReferrers: int('max-referrers', v['max-referrers'], 1) } : {}),
+      ...(v['tar-max-entries'] ? { tarMaxEntries: int('tar-max-entries', v['tar-max-entries'], 1) } : {}),
+      ...(v['tar-max-size'] ? { tarMaxSize: parseSize(v['tar-max-size']) } : {}),
+    },
     minRetryMs: dur('min-retry-delay', v['min-retry-delay']!),
     maxRetryMs: dur('max-retry-delay', v['max-retry-delay']!),
     jitterPercent: int('interval-jitter-percentage', v['interval-jitter-percentage']!, 0),
@@ -263,6 +286,8 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
       },
     },
   });
+  const transport = new Transport();
+  metrics.observeTransport(transport);
   const manager = new Manager({
     kube,
     storage,
@@ -271,13 +296,14 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
     verifyCache: new VerifyCache(),
     metrics,
     cloud,
+    transport,
     opts: {
       ...(cfg.watchNamespace ? { watchNamespace: cfg.watchNamespace } : {}),
       ...(cfg.labelSelector ? { labelSelector: cfg.labelSelector } : {}),
       concurrent: cfg.concurrent,
       minRetryMs: cfg.minRetryMs,
       maxRetryMs: cfg.maxRetryMs,
-      reconcile: { maxSignatures: cfg.maxSignatures, artifactMaxSize: cfg.artifactMaxSize, jitterPercent: cfg.jitterPercent, userAgent: 'oci-source-controller/0.1', ...(cfg.tagPageSize ? { tagPageSize: cfg.tagPageSize } : {}) },
+      reconcile: { maxSignatures: cfg.maxSignatures, artifactMaxSize: cfg.artifactMaxSize, ...(cfg.limits ? { limits: cfg.limits } : {}), jitterPercent: cfg.jitterPercent, userAgent: 'oci-source-controller/0.1', ...(cfg.tagPageSize ? { tagPageSize: cfg.tagPageSize } : {}) },
       externalArtifacts: { enabled: cfg.publishExternalArtifacts, discoveryIntervalMs: cfg.externalArtifactDiscoveryMs },
     },
   });
@@ -309,7 +335,8 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
       await within(new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r())), left(0));
       kube.close();
       await within(cloud.close(), left(0));
-      await within(closeDispatchers(), left(0));
+      // The manager closes it; if the manager was abandoned above, its connections go now.
+      await within(transport.close(), left(0));
       return drained;
     },
   };

@@ -6,6 +6,7 @@ import type { OCIRepositorySpec } from '../api/schema.ts';
 import { credentialsFromDockerConfig, type Credentials } from '../oci/auth.ts';
 import { RegistryClient } from '../oci/client.ts';
 import { parseRepositoryURL } from '../oci/reference.ts';
+import type { Transport } from '../oci/transport.ts';
 import { UsageError } from './args.ts';
 
 export const sourceFlags = {
@@ -62,7 +63,7 @@ export function refFromFlags(v: SourceValues): OCIRepositorySpec['ref'] {
   };
 }
 
-export function clientFromFlags(url: string, v: SourceValues, signal: AbortSignal): RegistryClient {
+export function clientFromFlags(url: string, v: SourceValues, signal: AbortSignal, transport: Transport): RegistryClient {
   let ref;
   try {
     ref = parseRepositoryURL(url);
@@ -87,5 +88,5 @@ export function clientFromFlags(url: string, v: SourceValues, signal: AbortSigna
     ...(v['cert-file'] ? { cert: read(v['cert-file'], 'cert-file') } : {}),
     ...(v['key-file'] ? { key: read(v['key-file'], 'key-file') } : {}),
   };
-  return new RegistryClient(ref, { ...(credentials ? { credentials } : {}), ...(Object.keys(tls).length ? { tls } : {}), insecure: !!v.insecure, signal, userAgent: 'oci-source-controller/0.1' });
+  return new RegistryClient(ref, { transport, ...(credentials ? { credentials } : {}), ...(Object.keys(tls).length ? { tls } : {}), insecure: !!v.insecure, signal, userAgent: 'oci-source-controller/0.1' });
 }

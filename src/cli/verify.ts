@@ -3,10 +3,11 @@
 // the trust policy), 1 rejected, 2 usage or access errors.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { LimitError } from '../api/limits.ts';
 import { parseDuration } from '../controller/queue.ts';
-import { closeDispatchers } from '../oci/client.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { resolveRef, ResolveError } from '../oci/resolve.ts';
+import { Transport } from '../oci/transport.ts';
 import { providers } from '../verify/providers.ts';
 import { INCONCLUSIVE_CODES, VerifyConfigError, type OIDCIdentityMatch, type ProviderName, type SecretInput, type VerifyConfig } from '../verify/types.ts';
 import { parse, UsageError } from './args.ts';
@@ -78,10 +79,11 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(maxSignatures) || maxSignatures < 1) throw new UsageError('--max-signatures must be a positive integer');
 
   const signal = AbortSignal.timeout(parseDuration(v.timeout!));
-  const client = clientFromFlags(url, v, signal);
+  const transport = new Transport();
   const json = v.output === 'json';
   const emit = (obj: Record<string, unknown>, text: string) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : text + '\n');
   try {
+    const client = clientFromFlags(url, v, signal, transport);
     const prepared = await providers[provider].prepare(config);
     const resolved = await resolveRef(client, refFromFlags(v));
     const outcome = await prepared.verify({ registry: client, descriptor: resolved.descriptor, ...(resolved.tag ? { tag: resolved.tag } : {}) }, { limits: { maxSignatures }, signal, deadline: `--timeout ${v.timeout!}` });
@@ -110,12 +112,12 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     // A registry error or a timeout says nothing about the signatures: an access error, not a rejection.
     return INCONCLUSIVE_CODES.has(outcome.code) ? 2 : 1;
   } catch (err) {
-    if (err instanceof VerifyConfigError || err instanceof RegistryError || err instanceof ResolveError) {
+    if (err instanceof VerifyConfigError || err instanceof RegistryError || err instanceof ResolveError || err instanceof LimitError) {
       emit({ status: 'error', error: err.message, ...(err instanceof VerifyConfigError ? { code: err.code } : {}) }, `ERROR ${err.message}`);
       return 2;
     }
     throw err;
   } finally {
-    await closeDispatchers();
+    await transport.close();
   }
 }

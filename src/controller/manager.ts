@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
 import { ApiVersion, Finalizer, Group, Kind, Plural, ReconcileRequestAnnotation, Version, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
 import { RegistryClient } from '../oci/client.ts';
+import { Transport } from '../oci/transport.ts';
 import type { Storage } from '../storage/store.ts';
 import type { Provider, ProviderName } from '../verify/types.ts';
 import { notify, type KubeEvent } from './events.ts';
@@ -46,14 +47,17 @@ export class Manager {
   readonly deps: ReconcileDeps;
   readonly metrics: Metrics | undefined;
   readonly publisher: ExternalArtifactPublisher;
+  /** Registry connections, tokens and challenges of every reconcile; closed by stop(). */
+  readonly transport: Transport;
   /** Aborted on stop or when leadership is lost: in-flight reconciles end and nothing more is written. */
   readonly #cancel = new AbortController();
   #workers: Promise<void>[] = [];
   #secretsSynced = false;
   #reconcileCount = 0;
 
-  constructor(args: { kube: Kube; storage: Storage; log: Logger; opts: ManagerOptions; providers: Record<ProviderName, Provider>; verifyCache: VerifyCache; metrics?: Metrics; clock?: Clock; cloud?: CloudIdentity }) {
+  constructor(args: { kube: Kube; storage: Storage; log: Logger; opts: ManagerOptions; providers: Record<ProviderName, Provider>; verifyCache: VerifyCache; metrics?: Metrics; clock?: Clock; cloud?: CloudIdentity; transport?: Transport }) {
     this.kube = args.kube;
+    this.transport = args.transport ?? new Transport();
     this.storage = args.storage;
     this.log = args.log;
     this.opts = args.opts;
@@ -73,6 +77,7 @@ export class Manager {
           // Deleted without our finalizer (e.g. forced): still drop its files. An object that only
           // left our shard keeps its ExternalArtifact: the shard that took it over maintains it.
           this.queue.remove(keyOf(o));
+          this.transport.release(keyOf(o));
           void this.storage.removeObject(o.metadata.namespace, o.metadata.name).catch(() => undefined);
           if (!args.opts.labelSelector) void this.publisher.remove(o).catch((err) => this.log.warn({ err: (err as Error).message }, 'failed to remove ExternalArtifact'));
         },
@@ -121,7 +126,7 @@ export class Manager {
         getServiceAccount: (namespace, name) => getOrNull<ServiceAccount>(this.kube, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
         ...(args.cloud ? { cloud: args.cloud } : {}),
       },
-      connect: (ref, options) => new RegistryClient(ref, options),
+      connect: (ref, options) => new RegistryClient(ref, { ...options, transport: this.transport }),
       providers: args.providers,
       verifyCache: args.verifyCache,
       options: args.opts.reconcile,
@@ -169,6 +174,7 @@ export class Manager {
     this.stopLeading();
     await Promise.all([this.objects.stop(), this.secrets.stop(), this.publisher.stop()]);
     await Promise.all(this.#workers);
+    await this.transport.close();
   }
 
   get reconciles(): number {
@@ -217,6 +223,7 @@ export class Manager {
           log.info('artifacts removed; finalizer released');
         }
         this.queue.remove(key);
+        this.transport.release(key);
         return {};
       }
       this.#guard();

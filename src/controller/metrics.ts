@@ -1,6 +1,7 @@
 // Prometheus metrics and health endpoints, via prom-client (the standard Node exporter).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheRecorder } from '../oci/cloud/cache.ts';
 import type { QueueMetrics } from './queue.ts';
@@ -15,6 +16,9 @@ export class Metrics {
   readonly queue: QueueMetrics;
   /** Workload identity token cache (src/oci/cloud), named like Flux's gotk_token_* metrics. */
   readonly tokenCache: CacheRecorder;
+  /** Event-loop delay over the whole life of the process (never reset, unlike prom-client's per-scrape nodejs_eventloop_lag_*). */
+  readonly eventLoopDelay: ReturnType<typeof monitorEventLoopDelay>;
+  #pools: () => number = () => 0;
   ready = false;
 
   constructor() {
@@ -51,6 +55,32 @@ export class Metrics {
       eviction: () => evictions.inc(),
       items: (n) => items.set(n),
     };
+    const delay = (this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 }));
+    delay.enable();
+    new Gauge({
+      name: 'ocisource_event_loop_delay_seconds',
+      help: 'Event-loop delay since the process started (perf_hooks.monitorEventLoopDelay, 10 ms resolution); quantile "1" is the worst.',
+      labelNames: ['quantile'],
+      registers: [this.registry],
+      collect() {
+        for (const q of [0.5, 0.99]) this.set({ quantile: String(q) }, delay.percentile(q * 100) / 1e9);
+        this.set({ quantile: '1' }, delay.max / 1e9);
+      },
+    });
+    const pools = () => this.#pools();
+    new Gauge({
+      name: 'ocisource_registry_connection_pools',
+      help: 'Open registry connection pools (one per distinct TLS/proxy/insecure setting in use).',
+      registers: [this.registry],
+      collect() {
+        this.set(pools());
+      },
+    });
+  }
+
+  /** Reports the pools of the registry transport. */
+  observeTransport(transport: { pools: number }): void {
+    this.#pools = () => transport.pools;
   }
 
   countReconcile(result: 'success' | 'error' | 'requeue_after'): void {

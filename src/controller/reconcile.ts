@@ -7,7 +7,7 @@
 // writes the status once and the queue applies interval, jitter and backoff to the outcome.
 import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, findCondition, rfc3339, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
-import { LimitError } from '../api/limits.ts';
+import { LimitError, type Limits } from '../api/limits.ts';
 import { ReconcileRequestAnnotation, type Condition, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
 import type { ClientOptions } from '../oci/client.ts';
 import { RegistryError } from '../oci/errors.ts';
@@ -24,6 +24,8 @@ import { providerLabel, runVerification, type VerifyCache } from './verification
 export interface ReconcileOptions {
   maxSignatures: number;
   artifactMaxSize: number;
+  /** The other budgets of src/api/limits.ts (registry answers, tarballs); defaults where unset. */
+  limits?: Partial<Limits>;
   jitterPercent: number;
   userAgent: string;
   /** Page size for tag listing (default 1000); small values exercise pagination in tests. */
@@ -35,7 +37,7 @@ export interface ReconcileDeps {
   storage: Storage;
   kube: KubeReader;
   /** A registry session with the object's client options (the manager's transport backs it). */
-  connect(ref: RepositoryRef, options: ClientOptions): RegistrySession;
+  connect(ref: RepositoryRef, options: Omit<ClientOptions, 'transport'>): RegistrySession;
   providers: Record<ProviderName, Provider>;
   verifyCache: VerifyCache;
   options: ReconcileOptions;
@@ -115,6 +117,11 @@ class Run {
 
   get log(): Logger {
     return this.deps.log;
+  }
+
+  get limits(): Partial<Limits> {
+    const o = this.deps.options;
+    return { ...o.limits, artifactMaxSize: o.artifactMaxSize, maxSignatures: o.maxSignatures };
   }
 
   /** Sets a condition; lastTransitionTime is kept from the previous status when the status is unchanged. */
@@ -275,6 +282,9 @@ class Run {
     const options = await clientOptions(obj, ref.registry, deps.kube);
     this.session = deps.connect(ref, {
       ...options,
+      // The object holds one connection pool: a rotated TLS or proxy Secret replaces it.
+      poolOwner: `${obj.metadata.namespace}/${obj.metadata.name}`,
+      limits: this.limits,
       signal: this.deadline!,
       userAgent: deps.options.userAgent,
       ...(deps.options.tagPageSize ? { tagPageSize: deps.options.tagPageSize } : {}),
@@ -341,7 +351,7 @@ class Run {
       ...(spec.ignore !== undefined ? { ignore: spec.ignore } : {}),
       storage: deps.storage,
       target,
-      maxBytes: deps.options.artifactMaxSize,
+      limits: this.limits,
     });
     const latest = await deps.storage.setLatest(target).catch(() => undefined);
     st.artifact = {

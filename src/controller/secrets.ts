@@ -97,7 +97,7 @@ function dockerConfigOf(s: Secret, ns: string): Buffer {
 }
 
 /** Registry client options for an object: credentials, TLS, proxy and insecure, from its Secrets. */
-export async function clientOptions(obj: OCIRepository, registry: string, reader: KubeReader): Promise<ClientOptions> {
+export async function clientOptions(obj: OCIRepository, registry: string, reader: KubeReader): Promise<Omit<ClientOptions, 'transport'>> {
   const ns = obj.metadata.namespace;
   const spec = obj.spec;
   let credentials: Credentials | undefined;

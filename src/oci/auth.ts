@@ -1,5 +1,5 @@
 // Registry credentials: kubernetes.io/dockerconfigjson Secrets, WWW-Authenticate challenges,
-// and a process-wide cache of Bearer tokens (so steady-state reconciles reuse them).
+// and the cache of Bearer tokens a Transport keeps (so steady-state reconciles reuse them).
 
 export interface Credentials {
   username?: string;
@@ -115,5 +115,3 @@ export class TokenCache {
     this.#tokens.clear();
   }
 }
-
-export const defaultTokenCache = new TokenCache();

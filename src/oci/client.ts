@@ -3,26 +3,22 @@
 // size limits and the reconcile's deadline, so resolve, verify and pull share the same settings.
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
-import { defaultTokenCache, parseChallenge, type Credentials, type TokenCache } from './auth.ts';
+import { request, type Dispatcher } from 'undici';
+import { exceeded, limitError, limitsWith, type Limits } from '../api/limits.ts';
+import { parseChallenge, type Challenge, type Credentials } from './auth.ts';
 import { RegistryError } from './errors.ts';
 import type { RegistryReader } from './reader.ts';
 import { isDigest, type RepositoryRef } from './reference.ts';
+import type { ProxyOptions, TLSOptions, Transport } from './transport.ts';
 import { MediaTypes, type Descriptor, type FetchedManifest, type ImageIndex } from './types.ts';
 
-export interface TLSOptions {
-  ca?: string | Buffer;
-  cert?: string | Buffer;
-  key?: string | Buffer;
-}
-
-export interface ProxyOptions {
-  address: string;
-  username?: string;
-  password?: string;
-}
+export type { ProxyOptions, TLSOptions } from './transport.ts';
 
 export interface ClientOptions {
+  /** Pools, tokens and learned challenges: owned by the caller, shared by its clients. */
+  transport: Transport;
+  /** Who holds the connection pool (the object's namespace/name): see Transport.dispatcher. */
+  poolOwner?: string;
   credentials?: Credentials;
   tls?: TLSOptions;
   /** Plain HTTP; with HTTPS and no CA given, TLS verification is skipped (Flux's semantics). */
@@ -31,56 +27,20 @@ export interface ClientOptions {
   /** Deadline for the whole operation this client serves (spec.timeout). */
   signal?: AbortSignal;
   userAgent?: string;
-  tokenCache?: TokenCache;
   /** `n` for tag listing; the registry's Link header drives the following pages. */
   tagPageSize?: number;
+  /** Budgets (defaults from DefaultLimits): manifestMaxSize, maxTags, tagListMaxSize, maxReferrers. */
+  limits?: Partial<Limits>;
 }
 
 export const ManifestAccept = [MediaTypes.ociManifest, MediaTypes.dockerManifest, MediaTypes.ociIndex, MediaTypes.dockerManifestList];
-const DefaultManifestLimit = 4 << 20;
 const DefaultBlobLimit = 32 << 20;
-
-// The auth challenge each registry answered with, so a new client (one per reconcile) can send
-// credentials or a cached token on its first request instead of taking a 401 first.
-const knownChallenges = new Map<string, { scheme: string; params: Record<string, string> }>();
-
-// Connection pools are reused across reconciles, keyed by everything that shapes a connection.
-const dispatchers = new Map<string, Dispatcher>();
-function dispatcherFor(tls: TLSOptions | undefined, insecure: boolean, proxy: ProxyOptions | undefined): Dispatcher {
-  const key = createHash('sha256')
-    .update(JSON.stringify([String(tls?.ca ?? ''), String(tls?.cert ?? ''), String(tls?.key ?? ''), insecure, proxy ?? null]))
-    .digest('hex');
-  let d = dispatchers.get(key);
-  if (d) return d;
-  const connect = {
-    ...(tls?.ca ? { ca: tls.ca } : {}),
-    ...(tls?.cert && tls?.key ? { cert: tls.cert, key: tls.key } : {}),
-    rejectUnauthorized: !(insecure && !tls?.ca),
-  };
-  if (proxy) {
-    const auth = proxy.username ? `Basic ${Buffer.from(`${proxy.username}:${proxy.password ?? ''}`).toString('base64')}` : undefined;
-    // Plain-HTTP registries go through the proxy as absolute-form requests: many proxies (squid's
-    // default) refuse CONNECT to non-TLS ports. HTTPS registries are tunnelled with CONNECT.
-    d = new ProxyAgent({ uri: proxy.address, ...(auth ? { token: auth } : {}), requestTls: connect, connections: 16, proxyTunnel: !insecure });
-  } else {
-    d = new Agent({ connect, connections: 16, keepAliveTimeout: 30_000 });
-  }
-  dispatchers.set(key, d);
-  return d;
-}
-
-/** Closes pooled connections (tests and shutdown). */
-export async function closeDispatchers(): Promise<void> {
-  const all = [...dispatchers.values()];
-  dispatchers.clear();
-  await Promise.all(all.map((d) => d.close().catch(() => undefined)));
-}
 
 interface Req {
   method: 'GET' | 'HEAD';
   path: string;
   accept?: string[];
-  /** Absolute URL (after a redirect); no registry auth is sent to another host. */
+  /** Absolute URL (after a redirect); registry credentials go only to the registry's own origin. */
   absolute?: string;
 }
 
@@ -89,34 +49,38 @@ export class RegistryClient implements RegistryReader {
   readonly repository: string;
   readonly apiHost: string;
   readonly #opts: ClientOptions;
+  readonly #transport: Transport;
   readonly #dispatcher: Dispatcher;
-  readonly #tokens: TokenCache;
+  readonly #limits: Limits;
+  readonly #origin: string;
   #authHeader: string | undefined;
   #tokenKey: string | undefined;
   /** Count of HTTP requests made, for tests and benchmarks of the steady-state cost. */
   requests = 0;
 
-  constructor(ref: RepositoryRef, opts: ClientOptions = {}) {
+  constructor(ref: RepositoryRef, opts: ClientOptions) {
     this.registry = ref.registry;
     this.repository = ref.repository;
     this.apiHost = ref.apiHost;
     this.#opts = opts;
-    this.#dispatcher = dispatcherFor(opts.tls, !!opts.insecure, opts.proxy);
-    this.#tokens = opts.tokenCache ?? defaultTokenCache;
+    this.#transport = opts.transport;
+    this.#dispatcher = opts.transport.dispatcher({ tls: opts.tls, insecure: !!opts.insecure, proxy: opts.proxy }, opts.poolOwner);
+    this.#limits = limitsWith(opts.limits);
+    this.#origin = new URL(`${opts.insecure ? 'http' : 'https'}://${this.apiHost}`).origin;
     if (opts.credentials?.registryToken) this.#authHeader = `Bearer ${opts.credentials.registryToken}`;
     else this.#preauthorize();
   }
 
   /** Uses what we learned from this registry's last challenge: Basic credentials or a cached token. */
   #preauthorize(): void {
-    const ch = knownChallenges.get(this.apiHost);
+    const ch = this.#transport.challenge(this.apiHost);
     if (!ch) return;
     const creds = this.#opts.credentials;
     if (ch.scheme === 'basic' && creds?.username) {
       this.#authHeader = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
     } else if (ch.scheme === 'bearer' && ch.params.realm) {
       const key = this.#tokenKeyFor(ch.params.realm, ch.params.service);
-      const token = this.#tokens.get(key);
+      const token = this.#transport.tokens.get(key);
       if (token) {
         this.#authHeader = `Bearer ${token}`;
         this.#tokenKey = key;
@@ -128,10 +92,6 @@ export class RegistryClient implements RegistryReader {
     const creds = this.#opts.credentials;
     const who = creds?.username ? `u:${creds.username}:${createHash('sha256').update(creds.password ?? '').digest('hex').slice(0, 16)}` : creds?.identityToken ? `id:${createHash('sha256').update(creds.identityToken).digest('hex').slice(0, 16)}` : 'anon';
     return `${realm}|${service ?? ''}|repository:${this.repository}:pull|${who}`;
-  }
-
-  get #base(): string {
-    return `${this.#opts.insecure ? 'http' : 'https'}://${this.apiHost}`;
   }
 
   /** HEAD the manifest; falls back to GET when the registry omits Docker-Content-Digest. Null on 404. */
@@ -161,13 +121,15 @@ export class RegistryClient implements RegistryReader {
       return null;
     }
     await this.#expectOK(res, `GET manifest '${ref}'`);
-    const bytes = await readLimited(res.body, opts.maxBytes ?? DefaultManifestLimit, `manifest '${ref}'`);
+    const limit = opts.maxBytes ?? this.#limits.manifestMaxSize;
+    const what = `manifest '${ref}' of ${this.registry}/${this.repository}`;
+    const bytes = await readLimited(res.body, limit, what, opts.maxBytes === undefined ? () => limitError('manifestMaxSize', `${what} is larger than ${limit} bytes`) : undefined);
     const digest = digestOf(bytes, isDigest(ref) ? ref.split(':')[0]! : 'sha256');
     if (isDigest(ref) && digest !== ref) throw new RegistryError(`manifest ${ref} failed digest verification: content hashes to ${digest}`);
     let mediaType = (header(res, 'content-type') ?? '').split(';')[0]!.trim();
     try {
       const parsed = JSON.parse(bytes.toString()) as { mediaType?: unknown };
-      if (typeof parsed.mediaType === 'string' && parsed.mediaType) mediaType = parsed.mediaType;
+      if (typeof parsed?.mediaType === 'string' && parsed.mediaType) mediaType = parsed.mediaType;
     } catch {
       // Not JSON: the caller's parser reports it with context.
     }
@@ -196,26 +158,37 @@ export class RegistryClient implements RegistryReader {
     return verifyingStream(res.body, desc);
   }
 
-  /** All tags, following `Link: <…>; rel="next"` pagination. */
+  /**
+   * All tags, following `Link: <…>; rel="next"` pagination, within the maxTags and tagListMaxSize
+   * budgets across all pages (a registry can page forever; each page must bring a tag).
+   */
   async listTags(): Promise<string[]> {
+    const { maxTags, tagListMaxSize } = this.#limits;
+    const where = `${this.registry}/${this.repository}`;
     const tags: string[] = [];
+    let bytes = 0;
     let path: string | undefined = `/v2/${this.repository}/tags/list?n=${this.#opts.tagPageSize ?? 1000}`;
-    for (let page = 0; path && page < 1000; page++) {
+    while (path) {
       const res = await this.#send({ method: 'GET', path });
       await this.#expectOK(res, 'list tags');
-      const body = JSON.parse((await readLimited(res.body, 32 << 20, 'tag list')).toString()) as { tags?: string[] | null };
-      tags.push(...(body.tags ?? []));
+      const body = await readLimited(res.body, tagListMaxSize - bytes, `tag list of ${where}`, () => limitError('tagListMaxSize', `tag list of ${where} is larger than ${tagListMaxSize} bytes`));
+      bytes += body.length;
+      const page = parseTagPage(body, where);
+      if (tags.length + page.length > maxTags) exceeded('maxTags', `${where} has more than ${maxTags} tags`);
+      for (const t of page) tags.push(t);
       path = nextLink(header(res, 'link'));
+      if (path && page.length === 0) throw new RegistryError(`tag list of ${where}: an empty page links to a next page`);
     }
     return tags;
   }
 
   async referrers(subjectDigest: string, artifactType?: string): Promise<Descriptor[]> {
     if (!isDigest(subjectDigest)) throw new RegistryError(`invalid subject digest '${subjectDigest}'`);
+    const { maxReferrers, manifestMaxSize } = this.#limits;
     const out: Descriptor[] = [];
     let path: string | undefined = `/v2/${this.repository}/referrers/${subjectDigest}${artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : ''}`;
     let first = true;
-    for (let page = 0; path && page < 100; page++) {
+    while (path) {
       const res = await this.#send({ method: 'GET', path, accept: [MediaTypes.ociIndex] });
       if (first && (res.statusCode === 404 || res.statusCode === 405)) {
         await drain(res);
@@ -223,19 +196,29 @@ export class RegistryClient implements RegistryReader {
       }
       first = false;
       await this.#expectOK(res, `GET referrers of ${subjectDigest}`);
-      const index = parseIndex(await readLimited(res.body, DefaultManifestLimit, 'referrers index'), 'referrers response');
+      const what = `referrers of ${subjectDigest} in ${this.registry}/${this.repository}`;
+      const index = parseIndex(await readLimited(res.body, manifestMaxSize, what, () => limitError('manifestMaxSize', `a page of ${what} is larger than ${manifestMaxSize} bytes`)), 'referrers response');
+      this.#checkReferrers(out.length + index.manifests.length, subjectDigest);
       const filtered = (header(res, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim()).includes('artifactType');
-      out.push(...(filtered ? index.manifests : filterByType(index.manifests, artifactType)));
+      for (const d of filtered ? index.manifests : filterByType(index.manifests, artifactType)) out.push(d);
       path = nextLink(header(res, 'link'));
+      if (path && index.manifests.length === 0) throw new RegistryError(`${what}: an empty page links to a next page`);
     }
     return out;
+  }
+
+  #checkReferrers(n: number, subjectDigest: string): void {
+    const max = this.#limits.maxReferrers;
+    if (n > max) exceeded('maxReferrers', `${subjectDigest} in ${this.registry}/${this.repository} has more than ${max} referrers`);
   }
 
   async #referrersByTag(subjectDigest: string, artifactType?: string): Promise<Descriptor[]> {
     const tag = subjectDigest.replace(':', '-');
     const m = await this.fetchManifest(tag, { accept: [MediaTypes.ociIndex] });
     if (!m) return [];
-    return filterByType(parseIndex(m.bytes, `referrers tag '${tag}'`).manifests, artifactType);
+    const index = parseIndex(m.bytes, `referrers tag '${tag}'`);
+    this.#checkReferrers(index.manifests.length, subjectDigest);
+    return filterByType(index.manifests, artifactType);
   }
 
   async #expectOK(res: Dispatcher.ResponseData, what: string): Promise<void> {
@@ -255,14 +238,20 @@ export class RegistryClient implements RegistryReader {
     throw new RegistryError(`${what} from ${this.registry}/${this.repository}: HTTP ${status}${detail ? ` ${detail}` : ''}${hint}`, status, code);
   }
 
-  /** One request with auth challenge handling (one retry) and redirects (blob storage backends). */
+  /**
+   * One request with auth challenge handling (one retry) and redirects (blob storage backends).
+   * Credentials go only to the registry's own origin: a redirect that changes scheme, host or
+   * port (https → http on the same host included) is followed without them.
+   */
   async #send(req: Req, redirects = 0): Promise<Dispatcher.ResponseData> {
-    const url = req.absolute ?? `${this.#base}${req.path}`;
-    const sameHost = !req.absolute || new URL(req.absolute).host === this.apiHost;
+    const target = new URL(req.absolute ?? `${this.#origin}${req.path}`);
+    if (target.protocol !== 'https:' && target.protocol !== 'http:') throw new RegistryError(`registry redirected to '${target.protocol}' URL, which is not HTTP(S)`);
+    const url = target.toString();
+    const sameOrigin = target.origin === this.#origin;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { 'user-agent': this.#opts.userAgent ?? 'oci-source-controller' };
       if (req.accept) headers.accept = req.accept.join(', ');
-      if (sameHost && this.#authHeader) headers.authorization = this.#authHeader;
+      if (sameOrigin && this.#authHeader) headers.authorization = this.#authHeader;
       const res = await this.#raw(req.method, url, headers);
       if (res.statusCode >= 300 && res.statusCode < 400 && res.statusCode !== 304) {
         const location = header(res, 'location');
@@ -270,20 +259,20 @@ export class RegistryClient implements RegistryReader {
         if (!location || redirects >= 5) throw new RegistryError(`too many redirects for ${url}`, res.statusCode);
         return this.#send({ ...req, absolute: new URL(location, url).toString() }, redirects + 1);
       }
-      if (res.statusCode !== 401 || attempt > 0 || !sameHost) return res;
+      if (res.statusCode !== 401 || attempt > 0 || !sameOrigin) return res;
       const challenge = parseChallenge(header(res, 'www-authenticate'));
       if (!challenge) return res;
       await drain(res);
       if (!(await this.#answer(challenge))) {
-        throw new RegistryError(`${req.method} ${req.path ?? url} on ${this.registry}: HTTP 401: the registry requires credentials (set spec.secretRef to a kubernetes.io/dockerconfigjson Secret)`, 401, 'UNAUTHORIZED');
+        throw new RegistryError(`${req.method} ${req.path} on ${this.registry}: HTTP 401: the registry requires credentials (set spec.secretRef to a kubernetes.io/dockerconfigjson Secret)`, 401, 'UNAUTHORIZED');
       }
     }
   }
 
   /** Sets #authHeader for a challenge; returns false if there is nothing better to send. */
-  async #answer(challenge: { scheme: string; params: Record<string, string> }): Promise<boolean> {
+  async #answer(challenge: Challenge): Promise<boolean> {
     const creds = this.#opts.credentials;
-    knownChallenges.set(this.apiHost, challenge);
+    this.#transport.learnChallenge(this.apiHost, challenge);
     if (challenge.scheme === 'basic') {
       if (!creds?.username) return false;
       this.#authHeader = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
@@ -293,7 +282,7 @@ export class RegistryClient implements RegistryReader {
     const { realm, service } = challenge.params;
     const scope = `repository:${this.repository}:pull`;
     const key = this.#tokenKeyFor(realm, service);
-    const cached = this.#tokens.get(key);
+    const cached = this.#transport.tokens.get(key);
     if (cached && this.#tokenKey !== key) {
       this.#authHeader = `Bearer ${cached}`;
       this.#tokenKey = key;
@@ -314,14 +303,26 @@ export class RegistryClient implements RegistryReader {
       headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
     }
     const res = await this.#raw(method, u.toString(), headers, body);
-    if (res.statusCode !== 200) {
+    const where = `token request to ${u.origin}${u.pathname} for ${scope}`;
+    if (res.statusCode < 200 || res.statusCode >= 300) {
       await drain(res);
-      throw new RegistryError(`token request to ${u.origin}${u.pathname} for ${scope}: HTTP ${res.statusCode} (check spec.secretRef credentials)`, res.statusCode === 200 ? 0 : 401);
+      // 401/403 mean the credentials were refused; anything else (a 5xx, a 404 from a
+      // misconfigured realm) is a failed fetch that a retry or the registry's owner fixes.
+      const status = res.statusCode;
+      const hint = status === 401 || status === 403 ? ' (check spec.secretRef credentials)' : status >= 500 ? ' (the token service failed; will retry)' : '';
+      throw new RegistryError(`${where}: HTTP ${status}${hint}`, status);
     }
-    const tok = JSON.parse((await readLimited(res.body, 1 << 20, 'token response')).toString()) as { token?: string; access_token?: string; expires_in?: number };
-    const token = tok.token ?? tok.access_token;
-    if (!token) throw new RegistryError(`token response from ${u.origin} has no token`, 401);
-    this.#tokens.set(key, token, tok.expires_in ?? 60);
+    const text = (await readLimited(res.body, 1 << 20, `token response from ${u.origin}`)).toString();
+    let tok: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      tok = JSON.parse(text) as typeof tok;
+    } catch {
+      throw new RegistryError(`${where}: the answer is not JSON (${JSON.stringify(text.slice(0, 80))})`, 0, 'INVALID_TOKEN_RESPONSE');
+    }
+    const token = typeof tok?.token === 'string' && tok.token ? tok.token : typeof tok?.access_token === 'string' ? tok.access_token : undefined;
+    if (!token) throw new RegistryError(`${where}: the answer has no token`, 0, 'INVALID_TOKEN_RESPONSE');
+    const ttl = typeof tok.expires_in === 'number' && Number.isFinite(tok.expires_in) ? tok.expires_in : 60;
+    this.#transport.tokens.set(key, token, ttl);
     this.#tokenKey = key;
     this.#authHeader = `Bearer ${token}`;
     return true;
@@ -401,8 +402,8 @@ async function drain(res: Dispatcher.ResponseData): Promise<void> {
   await res.body.dump().catch(() => undefined);
 }
 
-/** Reads a stream into memory, failing as soon as it exceeds `limit` bytes. */
-export async function readLimited(stream: Readable, limit: number, what: string): Promise<Buffer> {
+/** Reads a stream into memory, failing (with `tooLarge()` if given) as soon as it exceeds `limit` bytes. */
+export async function readLimited(stream: Readable, limit: number, what: string, tooLarge?: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const chunk of stream) {
@@ -410,7 +411,7 @@ export async function readLimited(stream: Readable, limit: number, what: string)
     n += b.length;
     if (n > limit) {
       stream.destroy();
-      throw new RegistryError(`${what} exceeds the ${limit} byte limit`);
+      throw tooLarge?.() ?? new RegistryError(`${what} exceeds the ${limit} byte limit`);
     }
     chunks.push(b);
   }
@@ -475,6 +476,23 @@ function nextLink(link: string | undefined): string | undefined {
   if (!m) return undefined;
   const u = new URL(m[1]!, 'http://placeholder');
   return u.pathname + u.search;
+}
+
+/** One page of a tag list: `{"name": …, "tags": [string…] | null}`, or a typed error. */
+function parseTagPage(bytes: Buffer, where: string): string[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString());
+  } catch (err) {
+    throw new RegistryError(`tag list of ${where} is not valid JSON: ${(err as Error).message}`);
+  }
+  const tags = (v as { tags?: unknown } | null)?.tags;
+  if (typeof v !== 'object' || v === null || (tags !== undefined && tags !== null && !Array.isArray(tags))) {
+    throw new RegistryError(`tag list of ${where} is not a tag list (expected {"tags": [...]})`);
+  }
+  const list = (tags ?? []) as unknown[];
+  if (!list.every((t) => typeof t === 'string')) throw new RegistryError(`tag list of ${where} holds a tag that is not a string`);
+  return list as string[];
 }
 
 function parseIndex(bytes: Buffer, what: string): ImageIndex {

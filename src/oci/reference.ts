@@ -43,11 +43,6 @@ export function parseRepositoryURL(url: string): RepositoryRef {
   return { registry: host, apiHost, repository };
 }
 
-/** "host/repo" as it appears in messages and in notation trust-policy scopes. */
-export function repoString(ref: RepositoryRef): string {
-  return `${ref.registry}/${ref.repository}`;
-}
-
 export const digestPattern = /^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$/;
 const tagPattern = /^[\w][\w.-]{0,127}$/;
 

@@ -1,5 +1,6 @@
 // Turns spec.ref into a digest (one HEAD, or a tag list for semver), and reads the manifest the
 // digest names. Everything after resolution uses the digest, never the tag.
+import { DefaultLimits, exceeded, type Limits } from '../api/limits.ts';
 import type { OCIRepositorySpec } from '../api/schema.ts';
 import type { RegistrySession } from './reader.ts';
 import { RegistryError } from './errors.ts';
@@ -13,17 +14,13 @@ export interface Resolved {
   descriptor: Descriptor;
   /** Flux revision: "<tag>@sha256:<hex>" or "sha256:<hex>". */
   revision: string;
-  /** Human description of the ref, for messages: "tag 'v1'", "semver '>=1.0.0' (1.2.0)", "digest 'sha256:…'". */
-  refDescription: string;
 }
 
 /** A resolution failure that needs a user's change (bad tag, no semver match, bad filter). */
 export class ResolveError extends Error {
-  readonly kind: 'not-found' | 'no-match' | 'invalid';
-  constructor(kind: 'not-found' | 'no-match' | 'invalid', message: string) {
+  constructor(message: string) {
     super(message);
     this.name = 'ResolveError';
-    this.kind = kind;
   }
 }
 
@@ -32,31 +29,28 @@ type Ref = OCIRepositorySpec['ref'];
 export async function resolveRef(client: RegistrySession, ref: Ref, layerMediaType?: string): Promise<Resolved> {
   const where = `${client.registry}/${client.repository}`;
   if (ref?.digest) {
-    if (!isDigest(ref.digest)) throw new ResolveError('invalid', `invalid digest '${ref.digest}': expected sha256:<64 hex>`);
+    if (!isDigest(ref.digest)) throw new ResolveError(`invalid digest '${ref.digest}': expected sha256:<64 hex>`);
     const d = await client.head(ref.digest);
-    if (!d) throw new ResolveError('not-found', `digest ${ref.digest} not found in ${where}`);
-    return { descriptor: d, revision: d.digest, refDescription: `digest '${ref.digest}'` };
+    if (!d) throw new ResolveError(`digest ${ref.digest} not found in ${where}`);
+    return { descriptor: d, revision: d.digest };
   }
   let tag: string;
-  let refDescription: string;
   if (ref?.semver) {
     const tags = await client.listTags();
     let pick;
     try {
       pick = pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType);
     } catch (err) {
-      throw new ResolveError('invalid', (err as Error).message);
+      throw new ResolveError((err as Error).message);
     }
     if (!pick) {
-      throw new ResolveError('no-match', `no tag in ${where} matches semver '${ref.semver}'${ref.semverFilter ? ` with filter '${ref.semverFilter}'` : ''}; tags: ${summariseTags(tags)}`);
+      throw new ResolveError(`no tag in ${where} matches semver '${ref.semver}'${ref.semverFilter ? ` with filter '${ref.semverFilter}'` : ''}; tags: ${summariseTags(tags)}`);
     }
     tag = pick.tag;
-    refDescription = `semver '${ref.semver}' (${pick.tag})`;
   } else {
     tag = ref?.tag ?? 'latest';
-    refDescription = `tag '${tag}'`;
   }
-  if (!isValidTag(tag)) throw new ResolveError('invalid', `invalid tag '${tag}'`);
+  if (!isValidTag(tag)) throw new ResolveError(`invalid tag '${tag}'`);
   const d = await client.head(tag);
   if (!d) {
     let tags: string[] = [];
@@ -65,9 +59,9 @@ export async function resolveRef(client: RegistrySession, ref: Ref, layerMediaTy
     } catch {
       // Listing is only for the message.
     }
-    throw new ResolveError('not-found', `tag ${tag} not found in ${where}; tags: ${summariseTags(tags)}`);
+    throw new ResolveError(`tag ${tag} not found in ${where}; tags: ${summariseTags(tags)}`);
   }
-  return { tag, descriptor: d, revision: `${tag}@${d.digest}`, refDescription };
+  return { tag, descriptor: d, revision: `${tag}@${d.digest}` };
 }
 
 function summariseTags(tags: string[]): string {
@@ -77,8 +71,8 @@ function summariseTags(tags: string[]): string {
   return visible.length > 20 ? `${shown}, … (${visible.length} in all)` : shown;
 }
 
-/** Parses and checks an image manifest; an index or anything else is a clear error. */
-export function parseImageManifest(bytes: Buffer, digest: string): ImageManifest {
+/** Parses and checks an image manifest (within the maxLayers budget); an index or anything else is a clear error. */
+export function parseImageManifest(bytes: Buffer, digest: string, limits: Pick<Limits, 'maxLayers'> = DefaultLimits): ImageManifest {
   let m: unknown;
   try {
     m = JSON.parse(bytes.toString());
@@ -92,6 +86,7 @@ export function parseImageManifest(bytes: Buffer, digest: string): ImageManifest
   }
   if (mf.schemaVersion !== 2) throw new RegistryError(`manifest ${digest} has unsupported schemaVersion ${String(mf.schemaVersion)}`);
   if (!Array.isArray(mf.layers)) throw new RegistryError(`manifest ${digest} has no 'layers' array`);
+  if (mf.layers.length > limits.maxLayers) exceeded('maxLayers', `manifest ${digest} has ${mf.layers.length} layers, over ${limits.maxLayers}`);
   for (const [i, l] of mf.layers.entries()) {
     if (typeof l?.mediaType !== 'string' || typeof l.digest !== 'string' || !isDigest(l.digest) || typeof l.size !== 'number' || l.size < 0) {
       throw new RegistryError(`manifest ${digest}: layer ${i} is not a valid descriptor (mediaType, sha256 digest and size are required)`);

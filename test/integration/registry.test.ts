@@ -4,10 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { RegistryClient, closeDispatchers } from '../../src/oci/client.ts';
+import { RegistryClient } from '../../src/oci/client.ts';
+import { Transport } from '../../src/oci/transport.ts';
 import { parseRepositoryURL } from '../../src/oci/reference.ts';
 import { resolveRef } from '../../src/oci/resolve.ts';
-import { TokenCache } from '../../src/oci/auth.ts';
 import { makeTempDir, pushTarGzArtifact, startCluster, startRegistry, startReferrersProxy, type Cluster, type Registry, type ReferrersProxy } from '../harness/index.ts';
 import { pushReferrer } from '../helpers/push-signatures.ts';
 import { applyRepo, cond, installController, ready, startControllerProcess, waitRepo, type ControllerProcess } from '../helpers/controller-env.ts';
@@ -16,20 +16,21 @@ describe('registry client against real registries', { timeout: 900_000 }, () => 
   let plain: Registry;
   let token: Registry;
   let proxy: ReferrersProxy;
+  const transport = new Transport();
   before(async () => {
     [plain, token] = await Promise.all([startRegistry(), startRegistry({ tls: true, tokenAuth: true })]);
     proxy = await startReferrersProxy({ upstream: plain.host, pageSize: 2 });
   });
   after(async () => {
-    await closeDispatchers();
+    await transport.close();
     await proxy?.stop();
     await Promise.all([plain?.stop(), token?.stop()]);
   });
 
   test('token auth over TLS: scoped token fetched once and reused until expiry', async () => {
     const pushed = await pushTarGzArtifact(token, 'team/app', 'v1', { 'a.txt': 'a' });
-    const cache = new TokenCache();
-    const opts = { credentials: { username: token.username!, password: token.password! }, tls: { ca: token.caPem! }, tokenCache: cache };
+    const own = new Transport();
+    const opts = { transport: own, credentials: { username: token.username!, password: token.password! }, tls: { ca: token.caPem! } };
     const before = token.tokenRequests!();
     for (let i = 0; i < 5; i++) {
       const c = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), opts);
@@ -42,10 +43,10 @@ describe('registry client against real registries', { timeout: 900_000 }, () => 
     assert.deepEqual(grant.scopes, ['repository:team/app:pull']);
     assert.deepEqual(grant.access.map((a) => [a.name, a.actions]), [['team/app', ['pull']]]);
     // Wrong password: the token endpoint refuses, and the message says what to check.
-    const bad = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { credentials: { username: 'x', password: 'y' }, tls: { ca: token.caPem! }, tokenCache: new TokenCache() });
+    const bad = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { transport: new Transport(), credentials: { username: 'x', password: 'y' }, tls: { ca: token.caPem! } });
     await assert.rejects(resolveRef(bad, { tag: 'v1' }), /token request .* HTTP 401 \(check spec.secretRef credentials\)/);
     // No CA: TLS fails with advice.
-    const noca = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { tokenCache: new TokenCache() });
+    const noca = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { transport: new Transport() });
     await assert.rejects(resolveRef(noca, { tag: 'v1' }), /TLS handshake .* failed: .*certSecretRef/);
   });
 
@@ -53,7 +54,7 @@ describe('registry client against real registries', { timeout: 900_000 }, () => 
     for (const t of ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']) await pushTarGzArtifact(plain, 'paged/app', t, { 'v': t });
     // docker-registry 2.8 ignores `n` on tag lists, so the proxy pages its real answer.
     const pages = proxy.tagPages();
-    const c = new RegistryClient(parseRepositoryURL(`oci://${proxy.host}/paged/app`), { insecure: true, tagPageSize: 2 });
+    const c = new RegistryClient(parseRepositoryURL(`oci://${proxy.host}/paged/app`), { transport, insecure: true, tagPageSize: 2 });
     const tags = await c.listTags();
     assert.deepEqual([...tags].sort(), ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0']);
     assert.equal(proxy.tagPages() - pages, 3, 'three pages of at most two');
@@ -67,13 +68,13 @@ describe('registry client against real registries', { timeout: 900_000 }, () => 
     for (let i = 0; i < 3; i++) await pushReferrer(plain, 'refs/app', subject, 'application/vnd.cncf.notary.signature', Buffer.from(`sig${i}`), 'application/jose+json');
     await pushReferrer(plain, 'refs/app', subject, 'application/vnd.dev.sigstore.bundle.v0.3+json', Buffer.from('{}'), 'application/vnd.dev.sigstore.bundle.v0.3+json');
 
-    const viaTag = new RegistryClient(parseRepositoryURL(`oci://${plain.host}/refs/app`), { insecure: true });
+    const viaTag = new RegistryClient(parseRepositoryURL(`oci://${plain.host}/refs/app`), { transport, insecure: true });
     assert.equal((await viaTag.referrers(subj.manifestDigest, 'application/vnd.cncf.notary.signature')).length, 3);
     assert.equal((await viaTag.referrers(subj.manifestDigest)).length, 4);
 
     const calls = proxy.referrersCalls();
     const fallback = proxy.tagFallbackCalls();
-    const viaApi = new RegistryClient(parseRepositoryURL(`oci://${proxy.host}/refs/app`), { insecure: true });
+    const viaApi = new RegistryClient(parseRepositoryURL(`oci://${proxy.host}/refs/app`), { transport, insecure: true });
     const found = await viaApi.referrers(subj.manifestDigest, 'application/vnd.cncf.notary.signature');
     assert.equal(found.length, 3);
     assert.ok(found.every((d) => d.artifactType === 'application/vnd.cncf.notary.signature'));
@@ -88,7 +89,7 @@ describe('registry client against real registries', { timeout: 900_000 }, () => 
     const hang = net.createServer((s) => sockets.push(s));
     await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
     const port = (hang.address() as net.AddressInfo).port;
-    const c = new RegistryClient(parseRepositoryURL(`oci://127.0.0.1:${port}/x/y`), { insecure: true, signal: AbortSignal.timeout(300) });
+    const c = new RegistryClient(parseRepositoryURL(`oci://127.0.0.1:${port}/x/y`), { transport, insecure: true, signal: AbortSignal.timeout(300) });
     await assert.rejects(resolveRef(c, { tag: 'v1' }), /request to 127\.0\.0\.1:\d+ stopped/);
     for (const s of sockets) s.destroy();
     hang.close();
