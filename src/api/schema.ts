@@ -32,8 +32,22 @@ const Doc = <T extends TSchema>(description: string, schema: T): T => ({ ...sche
 const DurationPattern = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 const TimeoutPattern = '^([0-9]+(\\.[0-9]+)?(ms|s|m))+$';
 
+// Names of Secrets and ServiceAccounts are DNS-1123 subdomains (what the apiserver accepts for
+// those objects). They are checked here, so the apiserver refuses a bad spec, and again before a
+// name goes into an API path (isDNS1123Subdomain), for objects stored before this check existed.
+export const DNS1123SubdomainPattern = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+export const DNS1123SubdomainMaxLength = 253;
+const dns1123Subdomain = new RegExp(DNS1123SubdomainPattern);
+
+/** True for a valid Kubernetes object name of the DNS-1123 subdomain kind (Secret, ServiceAccount). */
+export function isDNS1123Subdomain(name: string): boolean {
+  return name.length <= DNS1123SubdomainMaxLength && dns1123Subdomain.test(name);
+}
+
+const ObjectName = (description: string) => Type.String({ description, maxLength: DNS1123SubdomainMaxLength, pattern: DNS1123SubdomainPattern });
+
 export const LocalObjectReference = Type.Object(
-  { name: Type.String({ description: 'Name of the referent (a Secret in the same namespace).' }) },
+  { name: ObjectName('Name of the referent (a Secret in the same namespace).') },
   { description: 'Reference to an object in the same namespace.' },
 );
 
@@ -81,7 +95,7 @@ export const OCIRepositorySpec = Type.Object(
     provider: Type.Optional(StringEnum(['generic', 'aws', 'azure', 'gcp'] as const, { default: 'generic', description: 'Registry credential provider.' })),
     secretRef: Type.Optional(Doc('kubernetes.io/dockerconfigjson Secret with registry credentials.', LocalObjectReference)),
     verify: Type.Optional(OCIRepositoryVerification),
-    serviceAccountName: Type.Optional(Type.String({ description: 'ServiceAccount whose imagePullSecrets are used for registry credentials.' })),
+    serviceAccountName: Type.Optional(ObjectName('ServiceAccount whose imagePullSecrets are used for registry credentials.')),
     certSecretRef: Type.Optional(Doc('Secret with ca.crt and/or tls.crt + tls.key for the registry connection.', LocalObjectReference)),
     proxySecretRef: Type.Optional(Doc('Secret with address, username, password of an HTTP(S) proxy.', LocalObjectReference)),
     interval: Type.String({ pattern: DurationPattern, description: 'How often to check the registry for a new revision.' }),

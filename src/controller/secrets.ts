@@ -1,11 +1,11 @@
 // Turning Secrets referenced by an OCIRepository into registry client options and verifier
 // input. Every error names the Secret and key so the user knows what to fix; no Secret content
 // is ever put into a message or a log line.
-import type { OCIRepository } from '../api/schema.ts';
+import { isDNS1123Subdomain, type OCIRepository } from '../api/schema.ts';
 import { credentialsFromDockerConfig, CredentialsError, type Credentials } from '../oci/auth.ts';
 import type { ClientOptions, ProxyOptions, TLSOptions } from '../oci/client.ts';
 import { CloudAuthError, type CloudIdentity, type CloudProviderName } from '../oci/cloud/index.ts';
-import type { SecretInput } from '../verify/types.ts';
+import { VerifyConfigError, type SecretInput } from '../verify/types.ts';
 
 export interface Secret {
   metadata: { name: string; namespace?: string; resourceVersion?: string };
@@ -83,7 +83,13 @@ export function secretData(s: Secret): Record<string, Buffer> {
   return out;
 }
 
+/** Names from a spec go into API paths: anything but a DNS-1123 subdomain is refused first. */
+function checkName(kind: string, name: string): void {
+  if (!isDNS1123Subdomain(name)) throw new AuthConfigError(`${kind} name '${name}' is not a valid Kubernetes object name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters)`);
+}
+
 async function mustGet(reader: KubeReader, ns: string, name: string, what: string): Promise<Secret> {
+  checkName(`${what} secret`, name);
   const s = await reader.getSecret(ns, name);
   if (!s) throw new AuthConfigError(`${what} secret '${ns}/${name}' not found`);
   return s;
@@ -107,9 +113,12 @@ export async function clientOptions(obj: OCIRepository, registry: string, reader
       credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${spec.secretRef.name}'`);
     }
     if (!credentials && spec.serviceAccountName) {
+      checkName('service account', spec.serviceAccountName);
       const sa = await reader.getServiceAccount(ns, spec.serviceAccountName);
       if (!sa) throw new AuthConfigError(`service account '${ns}/${spec.serviceAccountName}' not found`);
       for (const ref of sa.imagePullSecrets ?? []) {
+        // The apiserver does not check these references; a name no Secret can have is skipped like a missing one.
+        if (typeof ref?.name !== 'string' || !isDNS1123Subdomain(ref.name)) continue;
         const s = await reader.getSecret(ns, ref.name);
         if (!s) continue;
         credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${ref.name}'`);
@@ -167,6 +176,7 @@ async function cloudCredentials(obj: OCIRepository, provider: CloudProviderName,
 
 /** Secret contents for the verifier; a missing Secret is a verification configuration error. */
 export async function verifySecretInput(reader: KubeReader, ns: string, name: string): Promise<SecretInput | null> {
+  if (!isDNS1123Subdomain(name)) throw new VerifyConfigError('secret-not-found', `secret name '${name}' is not a valid Kubernetes object name (a DNS-1123 subdomain); no such Secret can exist`);
   const s = await reader.getSecret(ns, name);
   if (!s) return null;
   return { name: `${ns}/${name}`, data: secretData(s) };

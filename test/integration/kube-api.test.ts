@@ -127,6 +127,30 @@ describe('informer against a real apiserver', { timeout: 900_000 }, () => {
     assert.equal(dropped.status?.conditions?.[0]?.message, 'ok');
   });
 
+  test('the apiserver refuses Secret and ServiceAccount names that are not DNS-1123 subdomains (CRD schema)', async () => {
+    await cluster.kubectlOk(['apply', '-f', path.join(projectRoot, 'crds/source.ocisource.dev_ocirepositories.yaml')]);
+    await cluster.kubectlOk(['wait', '--for=condition=Established', 'crd/ocirepositories.source.ocisource.dev']);
+    const create = (name: string, spec: Record<string, unknown>) =>
+      cluster.request('POST', '/apis/source.ocisource.dev/v1/namespaces/default/ocirepositories', {
+        body: { apiVersion: 'source.ocisource.dev/v1', kind: 'OCIRepository', metadata: { name }, spec: { url: 'oci://r.test/a', interval: '1m', ...spec } },
+      });
+    const bad = [
+      { secretRef: { name: '../../kube-system/secrets/x' } },
+      { certSecretRef: { name: 'Creds' } },
+      { proxySecretRef: { name: 'p?watch=1' } },
+      { serviceAccountName: 'sa/../../x' },
+      { verify: { provider: 'cosign', secretRef: { name: 'a'.repeat(254) } } },
+      { verify: { provider: 'cosign', trustedRootSecretRef: { name: 'root/' } } },
+    ];
+    for (const [i, spec] of bad.entries()) {
+      const res = await create(`badname-${i}`, spec);
+      assert.equal(res.status, 422, `${JSON.stringify(spec)}: ${res.status} ${res.text}`);
+      assert.match(res.text, /should match '\^\[a-z0-9\]|should be at most 253 chars long/);
+    }
+    const ok = await create('goodname', { secretRef: { name: 'creds.v2' }, serviceAccountName: 'builder' });
+    assert.equal(ok.status, 201, ok.text);
+  });
+
   test('label selector restricts what is seen (sharding)', async () => {
     await create('shard1-x', { 'sharding.ocisource.dev/key': 'shard1' });
     await create('shard2-x', { 'sharding.ocisource.dev/key': 'shard2' });

@@ -3,12 +3,17 @@
 // steady-state cost (one HEAD per interval when nothing changed).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { RegistryClient } from '../../src/oci/client.ts';
 import { Transport } from '../../src/oci/transport.ts';
 import { parseRepositoryURL } from '../../src/oci/reference.ts';
 import { resolveRef } from '../../src/oci/resolve.ts';
+import { BuildError, buildArtifact } from '../../src/storage/build.ts';
+import { Storage } from '../../src/storage/store.ts';
 import { makeTempDir, pushTarGzArtifact, startCluster, startRegistry, startReferrersProxy, type Cluster, type Registry, type ReferrersProxy } from '../harness/index.ts';
+import { deepPathLayer } from '../helpers/hostile-tar.ts';
 import { pushReferrer } from '../helpers/push-signatures.ts';
 import { applyRepo, cond, installController, ready, startControllerProcess, waitRepo, type ControllerProcess } from '../helpers/controller-env.ts';
 
@@ -84,6 +89,57 @@ describe('registry client against real registries', { timeout: 900_000 }, () => 
     assert.deepEqual(none, []);
   });
 
+  /** Where docker-registry keeps a blob's bytes: what a compromised registry would swap. */
+  const blobFile = (reg: Registry, digest: string) => path.join(reg.dir, 'data/docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
+  const workLeft = (st: Storage) => (existsSync(st.abs('.tmp')) ? readdirSync(st.abs('.tmp')) : []);
+
+  test('issue 7 item 1: a registry that swaps a layer gets a digest mismatch; the hostile tarball is never parsed', { timeout: 120_000 }, async () => {
+    const st = new Storage({ root: makeTempDir('osc-swap-'), retentionRecords: 2, retentionTTLms: 60_000, advertisedAddr: 'test' });
+    const hostile = deepPathLayer(80_000);
+    for (const sameSize of [false, true]) {
+      const pushed = await pushTarGzArtifact(plain, 'swap/app', `v${sameSize}`, { 'deploy.yaml': `kind: ConfigMap # ${sameSize}\n`.repeat(200) });
+      const file = blobFile(plain, pushed.layerDigest);
+      const size = statSync(file).size;
+      // The same size as the signed layer, or the 300-byte bomb as it is.
+      writeFileSync(file, sameSize ? Buffer.concat([hostile, Buffer.alloc(size)]).subarray(0, size) : hostile);
+      const c = new RegistryClient(parseRepositoryURL(`oci://${plain.host}/swap/app`), { transport, insecure: true });
+      const err = await buildArtifact({ client: c, manifestDigest: pushed.manifestDigest, storage: st, target: st.artifactPath('default', 'swap', pushed.manifestDigest) }).then(() => undefined, (e: Error) => e);
+      assert.ok(err instanceof BuildError, `${sameSize}: ${err?.name}: ${err?.message}`);
+      assert.equal(err.stage, 'pull');
+      assert.match(err.message, sameSize ? /failed to pull layer sha256:[0-9a-f]+: blob sha256:[0-9a-f]+ failed digest verification/ : /blob sha256:[0-9a-f]+ (is larger than its descriptor's \d+ bytes|is \d+ bytes, descriptor says \d+)/);
+      assert.deepEqual(workLeft(st), [], 'nothing left in the work directory');
+      assert.equal(existsSync(st.abs(st.artifactPath('default', 'swap', pushed.manifestDigest))), false);
+    }
+  });
+
+  test('issue 8: no work directory is left behind when the layer cannot be opened', async () => {
+    const st = new Storage({ root: makeTempDir('osc-leak-'), retentionRecords: 2, retentionTTLms: 60_000, advertisedAddr: 'test' });
+    const pushed = await pushTarGzArtifact(plain, 'leak/app', 'v1', { 'a.txt': 'a' });
+    unlinkSync(blobFile(plain, pushed.layerDigest));
+    const c = new RegistryClient(parseRepositoryURL(`oci://${plain.host}/leak/app`), { transport, insecure: true });
+    const err = await buildArtifact({ client: c, manifestDigest: pushed.manifestDigest, storage: st, target: st.artifactPath('default', 'leak', pushed.manifestDigest) }).then(() => undefined, (e: Error) => e);
+    assert.ok(err instanceof BuildError && err.stage === 'pull', `${err?.name}: ${err?.message}`);
+    assert.match(err.message, /failed to pull layer .*HTTP 404/);
+    assert.deepEqual(workLeft(st), []);
+  });
+
+  test('issue 8: rotating a TLS Secret N times leaves one connection pool', async () => {
+    await pushTarGzArtifact(token, 'rotate/app', 'v1', { 'a.txt': 'a' });
+    const own = new Transport();
+    const n = 6;
+    for (let i = 0; i < n; i++) {
+      // A rotated ca.crt: the same CA, different bytes (what a re-issued bundle looks like to us).
+      const ca = `${token.caPem!}${'\n'.repeat(i + 1)}`;
+      const c = new RegistryClient(parseRepositoryURL(`oci://${token.host}/rotate/app`), { transport: own, poolOwner: 'default/rotate', tls: { ca }, credentials: { username: token.username!, password: token.password! } });
+      assert.ok(await c.head('v1'));
+      assert.equal(own.pools, 1, `rotation ${i}`);
+    }
+    assert.equal(own.evicted, n - 1);
+    own.release('default/rotate');
+    assert.equal(own.pools, 0);
+    await own.close();
+  });
+
   test('spec.timeout bounds a registry that accepts connections and never answers', async () => {
     const sockets: net.Socket[] = [];
     const hang = net.createServer((s) => sockets.push(s));
@@ -128,6 +184,24 @@ describe('controller steady state and outages', { timeout: 900_000 }, () => {
     const counts = reconciledLines('steady').map((l) => l.registryRequests);
     assert.deepEqual(counts.slice(-3), [1, 1, 1], `registry requests per reconcile: ${counts.join(', ')}`);
     assert.equal(reg.tokenRequests!() - tokens, 0, 'tokens are reused across reconciles');
+  });
+
+  test('issue 8: the controller keeps one connection pool while its TLS Secret is rotated', async () => {
+    await waitRepo(cluster, 'default', 'steady', ready, 'Ready');
+    for (let i = 0; i < 4; i++) {
+      const n = reconciledLines('steady').length;
+      const secret = await cluster.kubectlOk(['create', 'secret', 'generic', 'ca', `--from-literal=ca.crt=${reg.caPem}${'\n'.repeat(i + 1)}`, '--dry-run=client', '-o', 'json']);
+      await cluster.kubectlOk(['apply', '-f', '-'], { input: secret });
+      // The Secret watch re-triggers the object; wait for the reconcile that used the new bundle.
+      const deadline = Date.now() + 30_000;
+      while (reconciledLines('steady').length <= n) {
+        if (Date.now() > deadline) throw new Error(`no reconcile after rotation ${i}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${ctrl.metricsPort}/metrics`)).text();
+    assert.match(metrics, /^ocisource_registry_connection_pools 1$/m, metrics.split('\n').filter((l) => l.includes('pools')).join('\n'));
+    assert.match(metrics, /^ocisource_event_loop_delay_seconds\{quantile="1"\} [\d.e-]+$/m);
   });
 
   test('registry outage: Ready=False with the reason, last artifact still served', async () => {
