@@ -60,6 +60,8 @@ export interface Limits {
   tarMaxPathLength: number;
   /** Components of one entry's path. */
   tarMaxPathDepth: number;
+  /** Milliseconds spent matching spec.ref.semverFilter against a tag list (JavaScript regular expressions backtrack). */
+  semverFilterMaxTime: number;
 }
 
 export const DefaultLimits: Limits = {
@@ -84,6 +86,7 @@ export const DefaultLimits: Limits = {
   tarMaxHeaderSize: 1 << 20,
   tarMaxPathLength: 4096,
   tarMaxPathDepth: 256,
+  semverFilterMaxTime: 1000,
 };
 
 /** The CLI flag of each budget that has one (`run`, and `pull` where it applies). */

@@ -51,7 +51,8 @@ export class RegistryClient implements RegistryReader {
   readonly #opts: ClientOptions;
   readonly #transport: Transport;
   readonly #dispatcher: Dispatcher;
-  readonly #limits: Limits;
+  /** The budgets this client enforces (defaults where its options set none). */
+  readonly limits: Limits;
   readonly #origin: string;
   #authHeader: string | undefined;
   #tokenKey: string | undefined;
@@ -65,7 +66,7 @@ export class RegistryClient implements RegistryReader {
     this.#opts = opts;
     this.#transport = opts.transport;
     this.#dispatcher = opts.transport.dispatcher({ tls: opts.tls, insecure: !!opts.insecure, proxy: opts.proxy }, opts.poolOwner);
-    this.#limits = limitsWith(opts.limits);
+    this.limits = limitsWith(opts.limits);
     this.#origin = new URL(`${opts.insecure ? 'http' : 'https'}://${this.apiHost}`).origin;
     if (opts.credentials?.registryToken) this.#authHeader = `Bearer ${opts.credentials.registryToken}`;
     else this.#preauthorize();
@@ -121,7 +122,7 @@ export class RegistryClient implements RegistryReader {
       return null;
     }
     await this.#expectOK(res, `GET manifest '${ref}'`);
-    const limit = opts.maxBytes ?? this.#limits.manifestMaxSize;
+    const limit = opts.maxBytes ?? this.limits.manifestMaxSize;
     const what = `manifest '${ref}' of ${this.registry}/${this.repository}`;
     const bytes = await readLimited(res.body, limit, what, opts.maxBytes === undefined ? () => limitError('manifestMaxSize', `${what} is larger than ${limit} bytes`) : undefined);
     const digest = digestOf(bytes, isDigest(ref) ? ref.split(':')[0]! : 'sha256');
@@ -163,7 +164,7 @@ export class RegistryClient implements RegistryReader {
    * budgets across all pages (a registry can page forever; each page must bring a tag).
    */
   async listTags(): Promise<string[]> {
-    const { maxTags, tagListMaxSize } = this.#limits;
+    const { maxTags, tagListMaxSize } = this.limits;
     const where = `${this.registry}/${this.repository}`;
     const tags: string[] = [];
     let bytes = 0;
@@ -184,7 +185,7 @@ export class RegistryClient implements RegistryReader {
 
   async referrers(subjectDigest: string, artifactType?: string): Promise<Descriptor[]> {
     if (!isDigest(subjectDigest)) throw new RegistryError(`invalid subject digest '${subjectDigest}'`);
-    const { maxReferrers, manifestMaxSize } = this.#limits;
+    const { maxReferrers, manifestMaxSize } = this.limits;
     const out: Descriptor[] = [];
     let path: string | undefined = `/v2/${this.repository}/referrers/${subjectDigest}${artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : ''}`;
     let first = true;
@@ -208,7 +209,7 @@ export class RegistryClient implements RegistryReader {
   }
 
   #checkReferrers(n: number, subjectDigest: string): void {
-    const max = this.#limits.maxReferrers;
+    const max = this.limits.maxReferrers;
     if (n > max) exceeded('maxReferrers', `${subjectDigest} in ${this.registry}/${this.repository} has more than ${max} referrers`);
   }
 

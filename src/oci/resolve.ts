@@ -1,6 +1,6 @@
 // Turns spec.ref into a digest (one HEAD, or a tag list for semver), and reads the manifest the
 // digest names. Everything after resolution uses the digest, never the tag.
-import { DefaultLimits, exceeded, type Limits } from '../api/limits.ts';
+import { DefaultLimits, exceeded, LimitError, type Limits } from '../api/limits.ts';
 import type { OCIRepositorySpec } from '../api/schema.ts';
 import type { RegistrySession } from './reader.ts';
 import { RegistryError } from './errors.ts';
@@ -39,8 +39,9 @@ export async function resolveRef(client: RegistrySession, ref: Ref, layerMediaTy
     const tags = await client.listTags();
     let pick;
     try {
-      pick = pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType);
+      pick = await pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType, client.limits);
     } catch (err) {
+      if (err instanceof LimitError) throw err;
       throw new ResolveError((err as Error).message);
     }
     if (!pick) {

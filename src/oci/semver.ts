@@ -1,5 +1,7 @@
 // Semver tag selection with Flux's (Masterminds semver v3) conventions on top of npm's `semver`.
+import vm from 'node:vm';
 import semver from 'semver';
+import { DefaultLimits, exceeded, type Limits } from '../api/limits.ts';
 
 const HelmChartLayer = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
 
@@ -31,27 +33,56 @@ export interface SemverPick {
   version: string;
 }
 
+// Tags are matched in slices, yielding in between, so 100,000 tags do not hold the event loop.
+const Slice = 2000;
+
 /**
  * Picks the highest tag satisfying `constraint` among `tags`, after applying the optional
  * `filter` regular expression. Helm charts encode '+' as '_' in OCI tags.
  */
-export function pickSemverTag(tags: string[], constraint: string, filter?: string, layerMediaType?: string): SemverPick | null {
+export async function pickSemverTag(tags: string[], constraint: string, filter?: string, layerMediaType?: string, limits: Pick<Limits, 'semverFilterMaxTime'> = DefaultLimits): Promise<SemverPick | null> {
   const range = parseConstraint(constraint);
-  let re: RegExp | undefined;
-  if (filter) {
-    try {
-      re = new RegExp(filter);
-    } catch (err) {
-      throw new Error(`failed to compile semverFilter '${filter}': ${(err as Error).message}`);
-    }
-  }
+  const matches = filter ? filterIn(filter, limits.semverFilterMaxTime) : undefined;
   const helm = layerMediaType === HelmChartLayer;
   let best: { tag: string; v: semver.SemVer } | null = null;
-  for (const tag of tags) {
-    if (re && !re.test(tag)) continue;
-    const v = parseTagVersion(helm ? tag.replace(/_/g, '+') : tag);
-    if (!v || !range.test(v)) continue;
-    if (!best || semver.gt(v, best.v) || (semver.eq(v, best.v) && tag < best.tag)) best = { tag, v };
+  for (let i = 0; i < tags.length; i += Slice) {
+    if (i) await new Promise((r) => setImmediate(r));
+    let slice = tags.slice(i, i + Slice);
+    if (matches) slice = matches(slice);
+    for (const tag of slice) {
+      const v = parseTagVersion(helm ? tag.replace(/_/g, '+') : tag);
+      if (!v || !range.test(v)) continue;
+      if (!best || semver.gt(v, best.v) || (semver.eq(v, best.v) && tag < best.tag)) best = { tag, v };
+    }
   }
   return best ? { tag: best.tag, version: best.v.version } : null;
+}
+
+/**
+ * The tags of a slice that `filter` matches. Flux runs semverFilter with Go's linear-time regexp;
+ * JavaScript's backtracks, and a filter like `(a+)+$` can take hours on one tag. So matching
+ * runs in a vm context whose timeout interrupts it, within `maxMs` for the whole tag list.
+ */
+function filterIn(filter: string, maxMs: number): (tags: string[]) => string[] {
+  let re: RegExp;
+  try {
+    re = new RegExp(filter);
+  } catch (err) {
+    throw new Error(`failed to compile semverFilter '${filter}': ${(err as Error).message}`);
+  }
+  const ctx = vm.createContext({ re, tags: [] as string[], out: [] as string[] });
+  let left = maxMs;
+  return (tags) => {
+    ctx.tags = tags;
+    const started = performance.now();
+    try {
+      vm.runInContext('out = tags.filter((t) => re.test(t))', ctx, { timeout: Math.max(1, Math.ceil(left)) });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw err;
+      exceeded('semverFilterMaxTime', `semverFilter '${filter}' took more than ${maxMs} ms to match the tags (a regular expression that backtracks)`);
+    }
+    left -= performance.now() - started;
+    if (left <= 0) exceeded('semverFilterMaxTime', `semverFilter '${filter}' took more than ${maxMs} ms to match the tags (a regular expression that backtracks)`);
+    return [...(ctx.out as string[])];
+  };
 }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { LimitError } from '../../../src/api/limits.ts';
 import { parseTagVersion, pickSemverTag } from '../../../src/oci/semver.ts';
 
 const tags = ['1.0.0', 'v1.2.0', '1.10.0', '1.9', '2.0.0-rc.1', '2.0.0', 'latest', 'sha256-abc.sig', '1.10.0-beta.1', '3'];
@@ -12,25 +13,42 @@ test('lenient tag versions like Masterminds NewVersion', () => {
   assert.equal(parseTagVersion('1.2.3.4'), null);
 });
 
-test('picks the highest match; pre-releases only when the range names one', () => {
-  assert.equal(pickSemverTag(tags, '>=1.0.0 <2.0.0')?.tag, '1.10.0');
-  assert.equal(pickSemverTag(tags, '>=1.0.0, <2.0.0')?.tag, '1.10.0');
-  assert.equal(pickSemverTag(tags, '*')?.tag, '3');
-  assert.equal(pickSemverTag(tags, '>=2.0.0-0 <3.0.0')?.tag, '2.0.0');
-  assert.equal(pickSemverTag(['2.0.0-rc.1', '2.0.0-rc.2'], '>=2.0.0-0')?.tag, '2.0.0-rc.2');
-  assert.equal(pickSemverTag(['2.0.0-rc.1'], '>=1.0.0'), null);
-  assert.equal(pickSemverTag(tags, '~1.2')?.tag, 'v1.2.0');
-  assert.equal(pickSemverTag(tags, '>=9'), null);
+test('picks the highest match; pre-releases only when the range names one', async () => {
+  assert.equal((await pickSemverTag(tags, '>=1.0.0 <2.0.0'))?.tag, '1.10.0');
+  assert.equal((await pickSemverTag(tags, '>=1.0.0, <2.0.0'))?.tag, '1.10.0');
+  assert.equal((await pickSemverTag(tags, '*'))?.tag, '3');
+  assert.equal((await pickSemverTag(tags, '>=2.0.0-0 <3.0.0'))?.tag, '2.0.0');
+  assert.equal((await pickSemverTag(['2.0.0-rc.1', '2.0.0-rc.2'], '>=2.0.0-0'))?.tag, '2.0.0-rc.2');
+  assert.equal(await pickSemverTag(['2.0.0-rc.1'], '>=1.0.0'), null);
+  assert.equal((await pickSemverTag(tags, '~1.2'))?.tag, 'v1.2.0');
+  assert.equal(await pickSemverTag(tags, '>=9'), null);
 });
 
-test('semverFilter is applied before matching', () => {
-  assert.equal(pickSemverTag(['1.0.0-dev', '1.1.0-dev', '1.2.0'], '>=1.0.0-0', '.*-dev$')?.tag, '1.1.0-dev');
-  assert.throws(() => pickSemverTag(tags, '*', '(['), /failed to compile semverFilter/);
-  assert.throws(() => pickSemverTag(tags, 'not a range !!'), /improper semver constraint/);
+test('semverFilter is applied before matching', async () => {
+  assert.equal((await pickSemverTag(['1.0.0-dev', '1.1.0-dev', '1.2.0'], '>=1.0.0-0', '.*-dev$'))?.tag, '1.1.0-dev');
+  await assert.rejects(pickSemverTag(tags, '*', '(['), /failed to compile semverFilter/);
+  await assert.rejects(pickSemverTag(tags, 'not a range !!'), /improper semver constraint/);
 });
 
-test('Helm chart tags encode + as _', () => {
+test('Helm chart tags encode + as _', async () => {
   const helm = 'application/vnd.cncf.helm.chart.content.v1.tar+gzip';
-  assert.equal(pickSemverTag(['1.0.0_build.1', '1.0.0_build.2', '0.9.0'], '>=1.0.0', undefined, helm)?.tag, '1.0.0_build.1');
-  assert.equal(pickSemverTag(['1.0.0_build.1'], '>=1.0.0'), null);
+  assert.equal((await pickSemverTag(['1.0.0_build.1', '1.0.0_build.2', '0.9.0'], '>=1.0.0', undefined, helm))?.tag, '1.0.0_build.1');
+  assert.equal(await pickSemverTag(['1.0.0_build.1'], '>=1.0.0'), null);
+});
+
+test('a backtracking semverFilter is stopped by its time budget, naming it', async () => {
+  const hostile = Array.from({ length: 50 }, (_, i) => `${'a'.repeat(30 + (i % 5))}!`);
+  const started = performance.now();
+  await assert.rejects(pickSemverTag(hostile, '*', '^(a+)+$', undefined, { semverFilterMaxTime: 200 }), (e: Error) => e instanceof LimitError && e.limit === 'semverFilterMaxTime' && /semverFilter '\^\(a\+\)\+\$' took more than 200 ms/.test(e.message));
+  assert.ok(performance.now() - started < 30_000);
+});
+
+test('100,000 tags are matched in slices, and the event loop keeps turning', async () => {
+  const many = Array.from({ length: 100_000 }, (_, i) => `1.${i}.0`);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const pick = await pickSemverTag(many, '>=1.0.0', '^1\\.');
+  clearInterval(timer);
+  assert.equal(pick?.tag, '1.99999.0');
+  assert.ok(ticks > 0, 'timers ran while matching');
 });
