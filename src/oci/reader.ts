@@ -1,3 +1,4 @@
+import type { Limits } from '../api/limits.ts';
 import type { Descriptor, FetchedManifest } from './types.ts';
 
 /**
@@ -46,4 +47,6 @@ export interface RegistrySession extends RegistryReader {
   openBlob(desc: Descriptor): Promise<{ stream: import('node:stream').Readable; verified: Promise<void> }>;
   /** HTTP requests made so far (the steady-state cost check counts them). */
   readonly requests: number;
+  /** The budgets the session enforces; resolution takes semverFilterMaxTime from here (defaults when absent). */
+  readonly limits?: Limits;
 }

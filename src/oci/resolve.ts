@@ -39,7 +39,7 @@ export async function resolveRef(client: RegistrySession, ref: Ref, layerMediaTy
     const tags = await client.listTags();
     let pick;
     try {
-      pick = await pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType, client.limits);
+      pick = await pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType, client.limits ?? DefaultLimits);
     } catch (err) {
       if (err instanceof LimitError) throw err;
       throw new ResolveError((err as Error).message);
