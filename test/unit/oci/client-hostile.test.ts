@@ -96,6 +96,37 @@ describe('tag listing is bounded across all pages (issue 7 item 3)', () => {
   });
 });
 
+describe('manifests and referrers are bounded', () => {
+  test('a manifest over manifestMaxSize is refused while it is read', async () => {
+    const reg = await serve((_req, res) => res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(Buffer.alloc(5 << 20, 0x20)));
+    try {
+      const err = await client(reg.host).fetchManifest('v1').then(() => undefined, (e: Error) => e);
+      assert.ok(err instanceof LimitError && err.limit === 'manifestMaxSize', err?.message);
+      assert.match(err.message, /manifest 'v1' of 127\.0\.0\.1:\d+\/x\/y is larger than 4194304 bytes \(limit manifestMaxSize; raise it with --manifest-max-size\)/);
+    } finally {
+      reg.close();
+    }
+  });
+
+  test('a referrers flood across pages hits maxReferrers', async () => {
+    const subject = `sha256:${'a'.repeat(64)}`;
+    let pages = 0;
+    const reg = await serve((_req, res) => {
+      pages++;
+      const manifests = Array.from({ length: 400 }, (_, i) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${String(i % 10).repeat(64)}`, size: 10, artifactType: 'application/vnd.cncf.notary.signature' }));
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', link: `</v2/x/y/referrers/${subject}?page=${pages}>; rel="next"` }).end(JSON.stringify({ schemaVersion: 2, manifests }));
+    });
+    try {
+      const err = await client(reg.host).referrers(subject).then(() => undefined, (e: Error) => e);
+      assert.ok(err instanceof LimitError && err.limit === 'maxReferrers', err?.message);
+      assert.match(err.message, /has more than 1000 referrers \(limit maxReferrers; raise it with --max-referrers\)/);
+      assert.equal(pages, 3);
+    } finally {
+      reg.close();
+    }
+  });
+});
+
 describe('non-JSON answers are typed errors with a clear message', () => {
   test('tag list', async () => {
     for (const body of ['<html>rate limited</html>', '{"tags": "1.0.0"}', '{"tags": [1, 2]}']) {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { LimitError } from '../../../src/api/limits.ts';
 import { parseImageManifest, selectLayer } from '../../../src/oci/resolve.ts';
 
 const layer = (mediaType: string, n: number) => ({ mediaType, digest: `sha256:${String(n).repeat(64)}`, size: n });
@@ -21,4 +22,10 @@ test('layer selection: first layer by default, first match by media type, clear 
   assert.equal(selectLayer(man, 'b').size, 3);
   assert.throws(() => selectLayer(man, 'c'), /failed to find layer with media type 'c' in artifact; layers have: a, b/);
   assert.throws(() => selectLayer(parseImageManifest(m({ layers: [] }), 'sha256:e')), /no layers found/);
+});
+
+test('maxLayers: a manifest with more layers than the budget is refused, naming it', () => {
+  const many = m({ layers: Array.from({ length: 1001 }, (_, i) => layer('a', (i % 9) + 1)) });
+  assert.throws(() => parseImageManifest(many, 'sha256:many'), (e: Error) => e instanceof LimitError && e.limit === 'maxLayers' && /manifest sha256:many has 1001 layers, over 1000 \(limit maxLayers\)/.test(e.message));
+  assert.equal(parseImageManifest(many, 'sha256:many', { maxLayers: 2000 }).layers.length, 1001);
 });
