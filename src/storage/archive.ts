@@ -64,6 +64,8 @@ export interface Extracted {
   tmpDir: string;
   /** Links inside the root that were dropped (the re-packed artifact has regular files only). */
   droppedLinks: string[];
+  /** `.sourceignore` files by their directory ('' for the root), noted while extracting so packing need not search. */
+  sourceIgnores: Map<string, FileEntry>;
   cleanup(): Promise<void>;
 }
 
@@ -118,6 +120,7 @@ export async function extractTarGz(source: Readable, workDir: string, opts: Extr
   const tmpDir = await mkdtemp(path.join(workDir, 'extract-'));
   const root: DirEntry = { kind: 'dir', children: new Map() };
   const droppedLinks: string[] = [];
+  const sourceIgnores = new Map<string, FileEntry>();
   const cleanup = () => rm(tmpDir, { recursive: true, force: true });
   let entries = 0;
   let total = 0;
@@ -173,6 +176,7 @@ export async function extractTarGz(source: Readable, workDir: string, opts: Extr
         }
         const file: FileEntry = { kind: 'file', mode: entry.mode ?? 0o644, size };
         add(parts, name, file);
+        if (parts[parts.length - 1] === '.sourceignore') sourceIgnores.set(parts.slice(0, -1).join('/'), file);
         if (size <= MaxInMemoryFile && inMemory + size <= memoryBudget) {
           inMemory += size;
           const chunks: Buffer[] = [];
@@ -274,7 +278,7 @@ export async function extractTarGz(source: Readable, workDir: string, opts: Extr
     await cleanup();
     throw failure ?? err;
   }
-  return { root, tmpDir, droppedLinks, cleanup };
+  return { root, tmpDir, droppedLinks, sourceIgnores, cleanup };
 }
 
 function toArchiveError(err: Error): Error {
@@ -335,11 +339,7 @@ export interface PackResult {
  */
 export async function packReproducible(x: Extracted, out: string, specIgnore: string | undefined): Promise<PackResult> {
   const sourceIgnores: { dir: string; text: string }[] = [];
-  for (const [name, e] of walk(x.root)) {
-    if (e.kind === 'file' && (name === '.sourceignore' || name.endsWith('/.sourceignore'))) {
-      sourceIgnores.push({ dir: name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '', text: e.data ? e.data.toString('utf8') : await readFile(e.tmp!, 'utf8') });
-    }
-  }
+  for (const [dir, e] of x.sourceIgnores) sourceIgnores.push({ dir, text: e.data ? e.data.toString('utf8') : await readFile(e.tmp!, 'utf8') });
   const ig = buildIgnore(sourceIgnores, specIgnore);
   const pack = tarStream.pack();
   // tar-stream completes directory entries without waiting for its buffer to drain, so the loop
