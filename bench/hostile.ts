@@ -1,10 +1,10 @@
-// Hostile inputs of issue 7, measured (make bench-hostile, or `node bench/hostile.ts`): each
+// Hostile inputs of issue 7, measured (`node bench/hostile.ts [case...]`): each
 // case runs in its own process so its peak RSS is its own, and prints wall time, peak RSS, the
 // worst event-loop delay seen while it ran, and how it ended. Loopback only, bounded sizes.
 //   depth-N      a .tar.gz layer with one entry whose PAX path is 'a/' repeated N times
 //   global-pax   a global PAX header of 50,000 records, then 2,000 entries with their own PAX header
 //   deep-legal   380 entries 255 components deep (96,520 implied directories), just within the budgets
-//   tag-flood    a registry answering 30 MiB tag pages with rel="next", for a semver ref
+//   tag-flood    a registry answering ~30 MB tag pages (100,000 tags) with rel="next", up to 40 pages, for a semver ref
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -51,12 +51,12 @@ async function runCase(name: string): Promise<Record<string, unknown>> {
   return { case: name, inputBytes: input, ms: Math.round(performance.now() - started), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), worstLoopDelayMs: Math.round(delay.max / 1e6), outcome: outcome.slice(0, 220) };
 }
 
-/** A registry answering every tag-list page with ~30 MiB of tags and a next link, for up to 40 pages. */
+/** A registry answering every tag-list page with ~30 MB of tags and a next link, for up to 40 pages. */
 async function tagFlood(): Promise<() => Promise<string>> {
   const { RegistryClient } = await import('../src/oci/client.ts');
   const { Transport } = await import('../src/oci/transport.ts');
   const { resolveRef } = await import('../src/oci/resolve.ts');
-  const page = Buffer.from(JSON.stringify({ name: 'x/y', tags: Array.from({ length: 1_500_000 }, (_, i) => `1.${i}.0-padpadpad`) }));
+  const page = Buffer.from(JSON.stringify({ name: 'x/y', tags: Array.from({ length: 100_000 }, (_, i) => `1.${i}.0-${'p'.repeat(280)}`) }));
   return async () => {
     let pages = 0;
     const srv = http.createServer((req, res) => {
@@ -64,6 +64,8 @@ async function tagFlood(): Promise<() => Promise<string>> {
       pages++;
       res.writeHead(200, { 'content-type': 'application/json', link: `</v2/x/y/tags/list?n=1000&last=${pages}>; rel="next"` }).end(page);
     });
+    // Long enough that a client stalled by parsing a page still finds its connection open.
+    srv.keepAliveTimeout = 120_000;
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const transport = new Transport();
     try {
