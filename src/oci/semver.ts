@@ -46,9 +46,9 @@ export async function pickSemverTag(tags: string[], constraint: string, filter?:
   const helm = layerMediaType === HelmChartLayer;
   let best: { tag: string; v: semver.SemVer } | null = null;
   for (let i = 0; i < tags.length; i += Slice) {
-    if (i) await new Promise((r) => setImmediate(r));
+    if (i) await yieldToLoop();
     let slice = tags.slice(i, i + Slice);
-    if (matches) slice = matches(slice);
+    if (matches) slice = await matches(slice);
     for (const tag of slice) {
       const v = parseTagVersion(helm ? tag.replace(/_/g, '+') : tag);
       if (!v || !range.test(v)) continue;
@@ -58,12 +58,25 @@ export async function pickSemverTag(tags: string[], constraint: string, filter?:
   return best ? { tag: best.tag, version: best.v.version } : null;
 }
 
+const yieldToLoop = () => new Promise((r) => setImmediate(r));
+
+// One run of the filter over a slice holds the event loop at most this long (wall clock).
+const SliceStallMs = 100;
+
+/** CPU milliseconds of this thread (of the process on Node < 23.9), immune to a busy machine. */
+function cpuMs(): number {
+  const u = process.threadCpuUsage?.() ?? process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 /**
  * The tags of a slice that `filter` matches. Flux runs semverFilter with Go's linear-time regexp;
- * JavaScript's backtracks, and a filter like `(a+)+$` can take hours on one tag. So matching
- * runs in a vm context whose timeout interrupts it, within `maxMs` for the whole tag list.
+ * JavaScript's backtracks, and a filter like `(a+)+$` can take hours on one tag. So matching runs
+ * in a vm context whose timeout interrupts it after SliceStallMs, the event loop turns between
+ * runs, and the CPU time the filter spends on the whole tag list is bounded by `maxMs` (CPU time,
+ * so a loaded machine does not fail a good filter; an interrupted run is tried again).
  */
-function filterIn(filter: string, maxMs: number): (tags: string[]) => string[] {
+function filterIn(filter: string, maxMs: number): (tags: string[]) => Promise<string[]> {
   let re: RegExp;
   try {
     re = new RegExp(filter);
@@ -71,18 +84,23 @@ function filterIn(filter: string, maxMs: number): (tags: string[]) => string[] {
     throw new Error(`failed to compile semverFilter '${filter}': ${(err as Error).message}`);
   }
   const ctx = vm.createContext({ re, tags: [] as string[], out: [] as string[] });
-  let left = maxMs;
-  return (tags) => {
+  let spent = 0;
+  const over = () => exceeded('semverFilterMaxTime', `semverFilter '${filter}' took more than ${maxMs} ms of CPU to match the tags (a regular expression that backtracks)`);
+  return async (tags) => {
     ctx.tags = tags;
-    const started = performance.now();
-    try {
-      vm.runInContext('out = tags.filter((t) => re.test(t))', ctx, { timeout: Math.max(1, Math.ceil(left)) });
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw err;
-      exceeded('semverFilterMaxTime', `semverFilter '${filter}' took more than ${maxMs} ms to match the tags (a regular expression that backtracks)`);
+    for (;;) {
+      const started = cpuMs();
+      let done = false;
+      try {
+        vm.runInContext('out = tags.filter((t) => re.test(t))', ctx, { timeout: SliceStallMs });
+        done = true;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw err;
+      }
+      spent += cpuMs() - started;
+      if (spent > maxMs) over();
+      if (done) return [...(ctx.out as string[])];
+      await yieldToLoop();
     }
-    left -= performance.now() - started;
-    if (left <= 0) exceeded('semverFilterMaxTime', `semverFilter '${filter}' took more than ${maxMs} ms to match the tags (a regular expression that backtracks)`);
-    return [...(ctx.out as string[])];
   };
 }

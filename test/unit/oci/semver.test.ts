@@ -39,7 +39,7 @@ test('Helm chart tags encode + as _', async () => {
 test('a backtracking semverFilter is stopped by its time budget, naming it', async () => {
   const hostile = Array.from({ length: 50 }, (_, i) => `${'a'.repeat(30 + (i % 5))}!`);
   const started = performance.now();
-  await assert.rejects(pickSemverTag(hostile, '*', '^(a+)+$', undefined, { semverFilterMaxTime: 200 }), (e: Error) => e instanceof LimitError && e.limit === 'semverFilterMaxTime' && /semverFilter '\^\(a\+\)\+\$' took more than 200 ms/.test(e.message));
+  await assert.rejects(pickSemverTag(hostile, '*', '^(a+)+$', undefined, { semverFilterMaxTime: 200 }), (e: Error) => e instanceof LimitError && e.limit === 'semverFilterMaxTime' && /semverFilter '\^\(a\+\)\+\$' took more than 200 ms of CPU/.test(e.message));
   assert.ok(performance.now() - started < 30_000);
 });
 
@@ -47,8 +47,11 @@ test('100,000 tags are matched in slices, and the event loop keeps turning', asy
   const many = Array.from({ length: 100_000 }, (_, i) => `1.${i}.0`);
   let ticks = 0;
   const timer = setInterval(() => ticks++, 1);
-  const pick = await pickSemverTag(many, '>=1.0.0', '^1\\.');
-  clearInterval(timer);
-  assert.equal(pick?.tag, '1.99999.0');
+  try {
+    const pick = await pickSemverTag(many, '>=1.0.0', '^1\\.');
+    assert.equal(pick?.tag, '1.99999.0');
+  } finally {
+    clearInterval(timer);
+  }
   assert.ok(ticks > 0, 'timers ran while matching');
 });
