@@ -223,7 +223,13 @@ export async function extractTarGz(source: Readable, workDir: string, opts: Extr
   };
   const failed = new Promise<never>((_, reject) => (onFailure = reject));
   failed.catch(() => undefined);
-  parser.on('error', (err: Error) => fail(toArchiveError(err)));
+  // An archive of nothing but its end marker is empty, not invalid (node-tar, strict, says otherwise).
+  let sawEnd = false;
+  parser.on('eof', () => (sawEnd = true));
+  parser.on('error', (err: Error) => {
+    if (sawEnd && entries === 0 && /Unrecognized archive format/.test(err.message)) return;
+    fail(toArchiveError(err));
+  });
   parser.on('entry', (entry: ReadEntry) => {
     try {
       onEntry(entry);

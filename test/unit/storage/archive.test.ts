@@ -151,3 +151,9 @@ test('files spilled to disk (memory budget exhausted) give the same archive as i
   assert.equal(onDisk.digest, inMemory.digest);
   assert.deepEqual(onDisk.names, ['a.txt', 'big.bin', 'd/', 'd/.sourceignore']);
 });
+
+test('an archive holding only its end marker is an empty artifact; no end marker at all is not a tarball', async () => {
+  const empty = await repack([]);
+  assert.deepEqual(empty.names, []);
+  assert.match((await extractErr(gzipSync(Buffer.alloc(0)))).message, /not a valid tarball/);
+});
