@@ -14,6 +14,7 @@ import { ArchiveError, extractTarGz, packReproducible, walk } from '../../../src
 import { deepLegalLayer, deepPathLayer, globalPaxLayer, pad, paxEntry, record, tarGz, tarHeader } from '../../helpers/hostile-tar.ts';
 
 const LoopDelayBoundMs = 2000;
+const settle = () => new Promise((r) => setTimeout(r, 50));
 const RssGrowthBound = 256 << 20;
 
 interface Run {
@@ -32,14 +33,17 @@ async function run(layer: Buffer, limits: Partial<Limits> = {}): Promise<Run> {
   let peak = rss0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   delay.enable();
+  await settle(); // the histogram records only after its first tick
   try {
     const x = await extractTarGz(Readable.from([layer]), dir, { limits });
     const r = await packReproducible(x, path.join(dir, 'out.tar.gz'), undefined);
     const paths = [...walk(x.root)].map(([p]) => p);
     await x.cleanup();
+    await settle(); // a block that just ended is recorded at the histogram's next tick
     return { files: r.files, paths, delayMs: delay.max / 1e6, rssGrowth: peak - rss0 };
   } catch (err) {
     assert.deepEqual(readdirSync(dir), [], 'a failed extraction left files behind');
+    await settle();
     return { err: err as Error, delayMs: delay.max / 1e6, rssGrowth: Math.max(peak, process.memoryUsage().rss) - rss0 };
   } finally {
     delay.disable();
