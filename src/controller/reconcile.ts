@@ -310,8 +310,9 @@ class Run {
       client: this.session!,
       descriptor: resolved.descriptor,
       ...(resolved.tag ? { tag: resolved.tag } : {}),
-      maxSignatures: deps.options.maxSignatures,
+      limits: this.limits,
       signal: this.deadline!,
+      deadline: `spec.timeout ${formatDuration(this.timeoutMs)}`,
       log: this.log,
     });
     const { outcome, prepared } = step;

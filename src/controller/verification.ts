@@ -1,5 +1,6 @@
 // The verify step: load trust material, consult the cache, run the provider, and translate
 // the outcome into the SourceVerified condition. Shared by the reconciler and the CLI.
+import type { Limits } from '../api/limits.ts';
 import type { OCIRepository } from '../api/schema.ts';
 import type { RegistryReader } from '../oci/reader.ts';
 import type { Descriptor } from '../oci/types.ts';
@@ -94,8 +95,11 @@ export async function runVerification(args: {
   client: RegistryReader;
   descriptor: Descriptor;
   tag?: string;
-  maxSignatures: number;
+  /** Budgets for what the registry and the signatures may make us do. */
+  limits: Partial<Limits>;
   signal?: AbortSignal;
+  /** What the signal's deadline is, for the timeout message ("spec.timeout 60s"). */
+  deadline?: string;
   log?: import('pino').Logger;
 }): Promise<VerifyStepResult> {
   const config = await verifyConfig(args.obj, args.getter);
@@ -107,8 +111,9 @@ export async function runVerification(args: {
   const outcome = await prepared.verify(
     { registry: args.client, descriptor: args.descriptor, ...(args.tag ? { tag: args.tag } : {}) },
     {
-      limits: { maxSignatures: args.maxSignatures },
-      ...(args.signal ? { signal: args.signal, deadline: `spec.timeout ${args.obj.spec.timeout ?? '60s'}` } : {}),
+      limits: args.limits,
+      ...(args.signal ? { signal: args.signal } : {}),
+      ...(args.deadline ? { deadline: args.deadline } : {}),
       ...(args.log ? { log: args.log } : {}),
     },
   );
