@@ -16,7 +16,7 @@ import { CloudIdentity, FeatureGateObjectLevelWorkloadIdentity, type ServiceAcco
 import { startArtifactServer, type ArtifactServer } from '../storage/server.ts';
 import { Storage } from '../storage/store.ts';
 import { makeLogger } from '../util/log.ts';
-import { providers } from '../verify/providers.ts';
+import { createProviders } from '../verify/providers.ts';
 import { parse, parseAddr, parseSize, UsageError } from './args.ts';
 
 export const runUsage = `Usage: oci-source-controller run [flags]
@@ -292,7 +292,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
     kube,
     storage,
     log,
-    providers,
+    providers: createProviders(),
     verifyCache: new VerifyCache(),
     metrics,
     cloud,

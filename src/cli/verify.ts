@@ -8,7 +8,7 @@ import { parseDuration } from '../controller/queue.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { resolveRef, ResolveError } from '../oci/resolve.ts';
 import { Transport } from '../oci/transport.ts';
-import { providers } from '../verify/providers.ts';
+import { createProviders } from '../verify/providers.ts';
 import { INCONCLUSIVE_CODES, VerifyConfigError, type OIDCIdentityMatch, type ProviderName, type SecretInput, type VerifyConfig } from '../verify/types.ts';
 import { parse, UsageError } from './args.ts';
 import { clientFromFlags, refFromFlags, sourceFlags, sourceUsage } from './source.ts';
@@ -84,7 +84,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const emit = (obj: Record<string, unknown>, text: string) => process.stdout.write(json ? JSON.stringify(obj, null, 2) + '\n' : text + '\n');
   try {
     const client = clientFromFlags(url, v, signal, transport);
-    const prepared = await providers[provider].prepare(config);
+    const prepared = await createProviders()[provider].prepare(config);
     const resolved = await resolveRef(client, refFromFlags(v));
     const outcome = await prepared.verify({ registry: client, descriptor: resolved.descriptor, ...(resolved.tag ? { tag: resolved.tag } : {}) }, { limits: { maxSignatures }, signal, deadline: `--timeout ${v.timeout!}` });
     const label = provider === 'cosign' && !config.secret ? 'cosign keyless' : provider;

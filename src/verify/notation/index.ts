@@ -38,23 +38,20 @@ export interface NotationOptions {
   fetch?: HttpFetcher;
   /** Per-request revocation timeout, default 2000 ms. */
   revocationTimeoutMs?: number;
-  /** Shared revocation cache; default one per process. */
+  /** Revocation cache shared by every verifier the provider prepares; default: the provider's own. */
   revocationCache?: RevocationCache;
 }
 
-const sharedCache = new RevocationCache();
-
-/** Builds a provider; `notationProvider` is the default instance. */
+/** A provider owning one revocation cache, so OCSP answers and CRLs are shared across objects and dropped with it. */
 export function createNotationProvider(options: NotationOptions = {}): Provider {
+  const owned = { ...options, revocationCache: options.revocationCache ?? new RevocationCache() };
   return {
     name: 'notation',
     async prepare(config: VerifyConfig): Promise<PreparedVerifier> {
-      return prepareNotation(config, options);
+      return prepareNotation(config, owned);
     },
   };
 }
-
-export const notationProvider: Provider = createNotationProvider();
 
 export function prepareNotation(config: VerifyConfig, options: NotationOptions = {}): PreparedVerifier {
   const secret = config.secret;
@@ -101,7 +98,7 @@ export function prepareNotation(config: VerifyConfig, options: NotationOptions =
   const ctx: VerifierContext = {
     stores,
     ...(options.fetch ? { fetch: options.fetch } : {}),
-    revocationCache: options.revocationCache ?? sharedCache,
+    revocationCache: options.revocationCache ?? new RevocationCache(),
     ...(options.revocationTimeoutMs ? { revocationTimeoutMs: options.revocationTimeoutMs } : {}),
   };
   return {

@@ -89,39 +89,54 @@ export const defaultHttpFetcher: HttpFetcher = async (url, req) => {
 };
 
 export class RevocationCache {
-  readonly #ocsp = new Map<string, { until: number; body: Buffer }>();
-  readonly #crl = new Map<string, { until: number; body: Buffer }>();
-  readonly maxEntries: number;
-  constructor(maxEntries = 1000) {
-    this.maxEntries = maxEntries;
+  /** OCSP answers ('ocsp:' + key) and CRLs ('crl:' + url), oldest first. */
+  readonly #entries = new Map<string, { until: number; body: Buffer }>();
+  #bytes = 0;
+  /** Bounded by bytes, not entries: one CRL can be megabytes, an OCSP answer a few hundred bytes. */
+  readonly maxBytes: number;
+  constructor(maxBytes = 64 * 1024 * 1024) {
+    this.maxBytes = maxBytes;
+  }
+  /** Bytes of cached OCSP answers and CRLs. */
+  get bytes(): number {
+    return this.#bytes;
   }
   getOCSP(key: string): Buffer | undefined {
-    return this.#get(this.#ocsp, key);
+    return this.#get(`ocsp:${key}`);
   }
   putOCSP(key: string, body: Buffer, until: Date | undefined): void {
-    this.#put(this.#ocsp, key, body, until ?? new Date(Date.now() + 5 * 60_000));
+    this.#put(`ocsp:${key}`, body, until ?? new Date(Date.now() + 5 * 60_000));
   }
   getCRL(url: string): Buffer | undefined {
-    return this.#get(this.#crl, url);
+    return this.#get(`crl:${url}`);
   }
   putCRL(url: string, body: Buffer, until: Date): void {
-    this.#put(this.#crl, url, body, until);
+    this.#put(`crl:${url}`, body, until);
   }
-  #get(m: Map<string, { until: number; body: Buffer }>, k: string): Buffer | undefined {
-    const e = m.get(k);
+  #get(k: string): Buffer | undefined {
+    const e = this.#entries.get(k);
     if (!e) return undefined;
     if (e.until <= Date.now()) {
-      m.delete(k);
+      this.#delete(k);
       return undefined;
     }
     return e.body;
   }
-  #put(m: Map<string, { until: number; body: Buffer }>, k: string, body: Buffer, until: Date): void {
-    if (m.size >= this.maxEntries) {
-      const first = m.keys().next().value;
-      if (first !== undefined) m.delete(first);
+  #put(k: string, body: Buffer, until: Date): void {
+    this.#delete(k);
+    if (body.length > this.maxBytes) return;
+    for (const oldest of this.#entries.keys()) {
+      if (this.#bytes + body.length <= this.maxBytes) break;
+      this.#delete(oldest);
     }
-    m.set(k, { until: until.getTime(), body });
+    this.#entries.set(k, { until: until.getTime(), body });
+    this.#bytes += body.length;
+  }
+  #delete(k: string): void {
+    const e = this.#entries.get(k);
+    if (!e) return;
+    this.#bytes -= e.body.length;
+    this.#entries.delete(k);
   }
 }
 

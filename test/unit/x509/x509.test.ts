@@ -165,6 +165,22 @@ describe('revocation with the notation e2e CRL and OCSP fixtures', () => {
     await checkChainRevocation(chain, { fetch: serve(files, log), now, cache });
     assert.equal(log.filter((u) => u.endsWith('.crl')).length, n);
   });
+  test('the cache is bounded by bytes, oldest evicted first, and never holds an entry larger than its bound', () => {
+    const cache = new RevocationCache(1000);
+    const later = new Date(Date.now() + 3_600_000);
+    cache.putCRL('a', Buffer.alloc(400), later);
+    cache.putOCSP('b', Buffer.alloc(400), later);
+    cache.putCRL('c', Buffer.alloc(400), later);
+    assert.equal(cache.getCRL('a'), undefined);
+    assert.equal(cache.getOCSP('b')?.length, 400);
+    assert.equal(cache.getCRL('c')?.length, 400);
+    assert.equal(cache.bytes, 800);
+    cache.putCRL('huge', Buffer.alloc(1001), later);
+    assert.equal(cache.getCRL('huge'), undefined);
+    assert.equal(cache.bytes, 800);
+    cache.putCRL('c', Buffer.alloc(100), later);
+    assert.equal(cache.bytes, 500);
+  });
   test('OCSP fixture chain: responder unreachable and no CDP → unknown', async () => {
     const ocspChain = parseCertificates(D('ocsp', 'certchain_with_ocsp.pem'));
     const log: string[] = [];
