@@ -107,9 +107,11 @@ export async function clientOptions(obj: OCIRepository, registry: string, reader
   const ns = obj.metadata.namespace;
   const spec = obj.spec;
   let credentials: Credentials | undefined;
+  let credentialSource: string | undefined;
   try {
     if (spec.secretRef) {
       const s = await mustGet(reader, ns, spec.secretRef.name, 'auth');
+      credentialSource = `secret '${ns}/${spec.secretRef.name}' (spec.secretRef)`;
       credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${spec.secretRef.name}'`);
     }
     if (!credentials && spec.serviceAccountName) {
@@ -122,7 +124,10 @@ export async function clientOptions(obj: OCIRepository, registry: string, reader
         const s = await reader.getSecret(ns, ref.name);
         if (!s) continue;
         credentials = credentialsFromDockerConfig(dockerConfigOf(s, ns), registry, `secret '${ns}/${ref.name}'`);
-        if (credentials) break;
+        if (credentials) {
+          credentialSource = `secret '${ns}/${ref.name}' (an imagePullSecret of service account '${ns}/${spec.serviceAccountName}')`;
+          break;
+        }
       }
     }
   } catch (err) {
@@ -130,7 +135,10 @@ export async function clientOptions(obj: OCIRepository, registry: string, reader
     throw err;
   }
   // As in Flux: Secret credentials win; without any, a cloud provider's workload identity.
-  if (!credentials && spec.provider && spec.provider !== 'generic') credentials = await cloudCredentials(obj, spec.provider, registry, reader);
+  if (!credentials && spec.provider && spec.provider !== 'generic') {
+    credentials = await cloudCredentials(obj, spec.provider, registry, reader);
+    credentialSource = spec.serviceAccountName ? `provider ${spec.provider} (workload identity of service account '${ns}/${spec.serviceAccountName}')` : `provider ${spec.provider} (the controller's workload identity)`;
+  }
   let tls: TLSOptions | undefined;
   if (spec.certSecretRef) {
     const s = await mustGet(reader, ns, spec.certSecretRef.name, 'TLS');
@@ -157,7 +165,7 @@ export async function clientOptions(obj: OCIRepository, registry: string, reader
     proxy = { address, ...(d.username ? { username: d.username.toString() } : {}), ...(d.password ? { password: d.password.toString() } : {}) };
   }
   return {
-    ...(credentials ? { credentials } : {}),
+    ...(credentials ? { credentials, ...(credentialSource ? { credentialSource } : {}) } : {}),
     ...(tls ? { tls } : {}),
     ...(proxy ? { proxy } : {}),
     insecure: !!spec.insecure,

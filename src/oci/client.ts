@@ -20,6 +20,8 @@ export interface ClientOptions {
   /** Who holds the connection pool (the object's namespace/name): see Transport.dispatcher. */
   poolOwner?: string;
   credentials?: Credentials;
+  /** Where `credentials` came from, for error hints ("secret 'ns/name'", "provider azure workload identity"). */
+  credentialSource?: string;
   tls?: TLSOptions;
   /** Plain HTTP; with HTTPS and no CA given, TLS verification is skipped (Flux's semantics). */
   insecure?: boolean;
@@ -222,6 +224,11 @@ export class RegistryClient implements RegistryReader {
     return filterByType(index.manifests, artifactType);
   }
 
+  #checkCredentials(): string {
+    if (!this.#opts.credentials) return 'the registry requires credentials: set spec.secretRef to a kubernetes.io/dockerconfigjson Secret, or spec.provider for workload identity';
+    return `check the credentials from ${this.#opts.credentialSource ?? 'spec.secretRef'}`;
+  }
+
   async #expectOK(res: Dispatcher.ResponseData, what: string): Promise<void> {
     if (res.statusCode >= 200 && res.statusCode < 300) return;
     let code: string | undefined;
@@ -235,7 +242,7 @@ export class RegistryClient implements RegistryReader {
       // Non-JSON error body: the status says enough.
     }
     const status = res.statusCode;
-    const hint = status === 401 ? ' (unauthorized: check spec.secretRef credentials)' : status === 403 ? ' (forbidden: the credentials lack pull access)' : '';
+    const hint = status === 401 ? ` (unauthorized: ${this.#checkCredentials()})` : status === 403 ? ` (forbidden: the credentials from ${this.#opts.credentialSource ?? 'the client'} lack pull access)` : '';
     throw new RegistryError(`${what} from ${this.registry}/${this.repository}: HTTP ${status}${detail ? ` ${detail}` : ''}${hint}`, status, code);
   }
 
@@ -265,7 +272,7 @@ export class RegistryClient implements RegistryReader {
       if (!challenge) return res;
       await drain(res);
       if (!(await this.#answer(challenge))) {
-        throw new RegistryError(`${req.method} ${req.path} on ${this.registry}: HTTP 401: the registry requires credentials (set spec.secretRef to a kubernetes.io/dockerconfigjson Secret)`, 401, 'UNAUTHORIZED');
+        throw new RegistryError(`${req.method} ${req.path} on ${this.registry}: HTTP 401: ${this.#checkCredentials()}`, 401, 'UNAUTHORIZED');
       }
     }
   }
@@ -310,7 +317,7 @@ export class RegistryClient implements RegistryReader {
       // 401/403 mean the credentials were refused; anything else (a 5xx, a 404 from a
       // misconfigured realm) is a failed fetch that a retry or the registry's owner fixes.
       const status = res.statusCode;
-      const hint = status === 401 || status === 403 ? ' (check spec.secretRef credentials)' : status >= 500 ? ' (the token service failed; will retry)' : '';
+      const hint = status === 401 || status === 403 ? ` (${this.#checkCredentials()})` : status >= 500 ? ' (the token service failed; will retry)' : '';
       throw new RegistryError(`${where}: HTTP ${status}${hint}`, status);
     }
     const text = (await readLimited(res.body, 1 << 20, `token response from ${u.origin}`)).toString();

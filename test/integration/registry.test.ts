@@ -49,7 +49,7 @@ describe('registry client against real registries', { timeout: 900_000 }, () => 
     assert.deepEqual(grant.access.map((a) => [a.name, a.actions]), [['team/app', ['pull']]]);
     // Wrong password: the token endpoint refuses, and the message says what to check.
     const bad = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { transport: new Transport(), credentials: { username: 'x', password: 'y' }, tls: { ca: token.caPem! } });
-    await assert.rejects(resolveRef(bad, { tag: 'v1' }), /token request .* HTTP 401 \(check spec.secretRef credentials\)/);
+    await assert.rejects(resolveRef(bad, { tag: 'v1' }), /token request .* HTTP 401 \(check the credentials from spec.secretRef\)/);
     // No CA: TLS fails with advice.
     const noca = new RegistryClient(parseRepositoryURL(`oci://${token.host}/team/app`), { transport: new Transport() });
     await assert.rejects(resolveRef(noca, { tag: 'v1' }), /TLS handshake .* failed: .*certSecretRef/);

@@ -32,12 +32,14 @@ test('secretRef: docker config credentials for the registry', async () => {
   assert.equal(o.credentials?.username, 'alice');
   assert.equal(o.credentials?.password, 's3cret');
   assert.equal(o.insecure, false);
+  assert.equal(o.credentialSource, "secret 'team/pull' (spec.secretRef)");
 });
 
 test('serviceAccountName: imagePullSecrets are searched in order; unrelated registries skipped', async () => {
   const r = reader({ 'team/other': dockerConfig('elsewhere.test', 'x', 'y'), 'team/mine': dockerConfig('reg.test', 'bob', 'pw') }, { 'team/puller': { metadata: { name: 'puller' }, imagePullSecrets: [{ name: 'missing' }, { name: 'other' }, { name: 'mine' }] } });
   const o = await clientOptions(obj({ serviceAccountName: 'puller' }), 'reg.test', r);
   assert.equal(o.credentials?.username, 'bob');
+  assert.equal(o.credentialSource, "secret 'team/mine' (an imagePullSecret of service account 'team/puller')");
   await assert.rejects(clientOptions(obj({ serviceAccountName: 'ghost' }), 'reg.test', r), (e: Error) => e instanceof AuthConfigError && /service account 'team\/ghost' not found/.test(e.message));
 });
 

@@ -171,8 +171,12 @@ test('token endpoint status: 5xx is a retryable fetch failure, 401/403 an authen
       assert.ok(err instanceof RegistryError, `${s}: ${err?.message}`);
       assert.equal(err.status, s);
       assert.equal(err.isAuth, auth, `${s}: isAuth`);
-      assert.match(err.message, s >= 500 ? /HTTP 50\d \(the token service failed; will retry\)/ : /HTTP 40\d \(check spec.secretRef credentials\)/);
+      assert.match(err.message, s >= 500 ? /HTTP 50\d \(the token service failed; will retry\)/ : /HTTP 40\d \(check the credentials from spec.secretRef\)/);
     }
+    // The hint names where the refused credentials came from (a cloud identity is not spec.secretRef).
+    status = 401;
+    const err = await client(reg.host, { transport: new Transport(), credentials: { username: 'u', password: 'p' }, credentialSource: 'provider azure (the controller\'s workload identity)' }).head('v1').then(() => undefined, (e: Error) => e);
+    assert.match(err?.message ?? '', /HTTP 401 \(check the credentials from provider azure \(the controller's workload identity\)\)/);
   } finally {
     reg.close();
   }
