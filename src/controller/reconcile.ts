@@ -224,7 +224,7 @@ class Run {
         return new StepFailure(CT.StorageOperationFailed, e instanceof StorageError ? e.reason : Reason.StatOperationFailed, `failed to check the stored artifact: ${e.message}`, { cause: e });
       case 'source': {
         const reason = e instanceof AuthConfigError || (e instanceof RegistryError && e.isAuth) ? Reason.AuthenticationFailed : semver ? Reason.ReadOperationFailed : Reason.OCIArtifactPullFailed;
-        if (timedOut) return new StepFailure(CT.FetchFailed, reason, `resolving ${refDescription(spec.ref)} in ${where} ${within}`, { cause: e });
+        if (timedOut) return new StepFailure(CT.FetchFailed, reason, `resolving ${describeRef(spec.ref)} in ${where} ${within}`, { cause: e });
         if (e instanceof AuthConfigError) return new StepFailure(CT.FetchFailed, reason, e.message, { cause: e });
         const prefix = semver ? 'failed to determine the artifact tag' : 'failed to determine artifact digest';
         return new StepFailure(CT.FetchFailed, reason, `${prefix} for '${spec.url}': ${e.message}`, { cause: e });
@@ -376,7 +376,7 @@ class Run {
   }
 }
 
-function refDescription(ref: OCIRepository['spec']['ref']): string {
+function describeRef(ref: OCIRepository['spec']['ref']): string {
   if (ref?.digest) return `digest '${ref.digest}'`;
   if (ref?.semver) return `semver '${ref.semver}'`;
   return `tag '${ref?.tag ?? 'latest'}'`;
