@@ -6,11 +6,14 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * Event-loop delay metrics, most specific first: the controller's own gauge of the maximum delay
- * since the last scrape (issue 7), else prom-client's default (monitorEventLoopDelay, reset at
- * every scrape).
+ * Event-loop delay, two ways: prom-client's default `nodejs_eventloop_lag_max_seconds` is the
+ * maximum since the previous scrape (monitorEventLoopDelay, reset at every scrape; we are the only
+ * scraper), which is what a per-case window needs; the controller's own
+ * `ocisource_event_loop_delay_seconds{quantile="1"}` (issue 7) is the maximum over the process's
+ * life, reported in the summary.
  */
-export const DelayMetrics = ['ocisource_event_loop_delay_max_seconds', 'nodejs_eventloop_lag_max_seconds'];
+export const WindowDelayMetric = 'nodejs_eventloop_lag_max_seconds';
+export const LifetimeDelayMetric = 'ocisource_event_loop_delay_seconds';
 
 export interface Sample {
   t: number;
@@ -19,8 +22,8 @@ export interface Sample {
   ok: boolean;
   /** Max event-loop delay since the previous scrape (seconds), when the scrape answered. */
   delayMaxS?: number;
-  /** Which metric gave it. */
-  metric?: string;
+  /** Max event-loop delay over the process's life, as the controller reports it. */
+  lifetimeMaxS?: number;
   rssBytes?: number;
   hwmBytes?: number;
 }
@@ -49,18 +52,22 @@ export function procStatus(pid: number): { rssBytes: number; hwmBytes: number } 
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
-    return { rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM') };
+    const rssBytes = kb('VmRSS');
+    const hwmBytes = kb('VmHWM');
+    return Number.isFinite(rssBytes) && Number.isFinite(hwmBytes) ? { rssBytes, hwmBytes } : undefined;
   } catch {
     return undefined;
   }
 }
 
-export function parseDelay(text: string): { value: number; metric: string } | undefined {
-  for (const metric of DelayMetrics) {
-    const m = new RegExp(`^${metric}(?:\\{[^}]*\\})? ([0-9.eE+-]+|NaN)$`, 'm').exec(text);
-    if (m && m[1] !== 'NaN') return { value: Number(m[1]), metric };
-  }
-  return undefined;
+export function parseDelays(text: string): { windowMaxS?: number; lifetimeMaxS?: number } {
+  const num = (re: RegExp) => {
+    const m = re.exec(text);
+    return m && m[1] !== 'NaN' ? Number(m[1]) : undefined;
+  };
+  const windowMaxS = num(new RegExp(`^${WindowDelayMetric}(?:\\{[^}]*\\})? ([0-9.eE+-]+|NaN)$`, 'm'));
+  const lifetimeMaxS = num(new RegExp(`^${LifetimeDelayMetric}\\{quantile="1"\\} ([0-9.eE+-]+|NaN)$`, 'm'));
+  return { ...(windowMaxS !== undefined ? { windowMaxS } : {}), ...(lifetimeMaxS !== undefined ? { lifetimeMaxS } : {}) };
 }
 
 export class Monitor {
@@ -126,12 +133,10 @@ export class Monitor {
       try {
         const res = await fetch(`http://127.0.0.1:${target.metricsPort}/metrics`, { signal: AbortSignal.timeout(this.#opts.stallMs) });
         const text = await res.text();
-        const d = parseDelay(text);
+        const d = parseDelays(text);
         s.ok = res.status === 200;
-        if (d) {
-          s.delayMaxS = d.value;
-          s.metric = d.metric;
-        }
+        if (d.windowMaxS !== undefined) s.delayMaxS = d.windowMaxS;
+        if (d.lifetimeMaxS !== undefined) s.lifetimeMaxS = d.lifetimeMaxS;
       } catch {
         s.ok = false;
       }
@@ -177,18 +182,18 @@ export class Monitor {
     return { maxDelayS, maxRssBytes, troubles: this.troubles.filter((t) => t.t >= from - this.#opts.stallMs && t.t <= to + this.#opts.stallMs), samples: n };
   }
 
-  summary(): { maxDelayS: number; peakHwmBytes: number; maxRssBytes: number; samples: number; metric: string | undefined } {
+  summary(): { maxDelayS: number; lifetimeMaxS: number | undefined; peakHwmBytes: number; maxRssBytes: number; samples: number } {
     let maxDelayS = 0;
+    let lifetimeMaxS: number | undefined;
     let peakHwmBytes = 0;
     let maxRssBytes = 0;
-    let metric: string | undefined;
     for (const s of this.samples) {
       if (s.delayMaxS !== undefined) maxDelayS = Math.max(maxDelayS, s.delayMaxS);
+      if (s.lifetimeMaxS !== undefined) lifetimeMaxS = Math.max(lifetimeMaxS ?? 0, s.lifetimeMaxS);
       if (s.hwmBytes !== undefined) peakHwmBytes = Math.max(peakHwmBytes, s.hwmBytes);
       if (s.rssBytes !== undefined) maxRssBytes = Math.max(maxRssBytes, s.rssBytes);
-      metric ??= s.metric;
     }
-    return { maxDelayS, peakHwmBytes, maxRssBytes, samples: this.samples.length, metric };
+    return { maxDelayS, lifetimeMaxS, peakHwmBytes, maxRssBytes, samples: this.samples.length };
   }
 }
 

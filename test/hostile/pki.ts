@@ -3,10 +3,10 @@
 // "issues" every other), issuance cycles, and leaves whose names differ only outside the BMP.
 import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { makeTempDir } from '../harness/proc.ts';
 import { issue, pem, type Issued } from '../helpers/notation-sign.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -124,7 +124,7 @@ export interface TSA {
  * answer is made here: the bomb certificates travel in a properly signed token).
  */
 export function opensslTSA(signer: Issued, certs: Issued[]): TSA {
-  const dir = mkdtempSync(path.join(tmpdir(), 'osc-hostile-tsa-'));
+  const dir = makeTempDir('osc-hostile-tsa-');
   writeFileSync(path.join(dir, 'tsa.crt'), pem(signer));
   writeFileSync(path.join(dir, 'certs.pem'), certs.length ? pem(...certs) : '');
   writeFileSync(path.join(dir, 'tsa.key'), signer.privateKey.export({ type: 'pkcs8', format: 'pem' }));

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import type { Behaviour, HostileRequest } from './types.ts';
 
 export class HostileServer {
@@ -72,13 +73,9 @@ export class HostileServer {
     if (tls) {
       const secure = https.createServer({ cert: tls.certPem, key: tls.keyPem }, handler('https'));
       front = net.createServer((sock) => {
-        sock.once('data', (first: Buffer) => {
-          sock.pause();
-          sock.unshift(first);
-          // 0x16: a TLS handshake record.
-          (first[0] === 0x16 ? secure : plain).emit('connection', sock);
-          sock.resume();
-        });
+        // 0x16 opens a TLS handshake record. The first bytes are already read, so the chosen
+        // server gets a stream that replays them (TLS and HTTP read a raw socket's handle directly).
+        sock.once('data', (first: Buffer) => (first[0] === 0x16 ? secure : plain).emit('connection', replay(sock, first)));
       });
     }
     front.on('connection', (sock: net.Socket) => {
@@ -152,6 +149,36 @@ export class HostileServer {
       req.pipe(up);
     });
   }
+}
+
+/** A duplex over `sock` that first yields `first` (bytes already read from it). */
+function replay(sock: net.Socket, first: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      sock.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      sock.write(chunk, cb);
+    },
+    final(cb) {
+      sock.end();
+      cb();
+    },
+    destroy(err, cb) {
+      sock.destroy();
+      cb(err);
+    },
+  });
+  // What http.Server and tls.Server call on a socket.
+  Object.assign(d, { setTimeout: () => d, setNoDelay: () => d, setKeepAlive: () => d, remoteAddress: sock.remoteAddress, remotePort: sock.remotePort });
+  d.push(first);
+  sock.on('data', (c: Buffer) => {
+    if (!d.push(c)) sock.pause();
+  });
+  sock.on('end', () => d.push(null));
+  sock.on('close', () => d.destroy());
+  sock.on('error', () => d.destroy());
+  return d;
 }
 
 // ---------------------------------------------------------------------------------------------

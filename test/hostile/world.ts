@@ -2,9 +2,10 @@
 // docker-registry, the hostile server in front of it, and ONE controller process with the RBAC we
 // ship, watched by the monitor. Also the trust material of each profile (keys, chains, a private
 // Sigstore, real `openssl ts` TSAs), the Secrets that carry it, and how good artifacts are signed.
-import { mkdtempSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
-import { createCA, createServerCert, makeTempDir, pushBlob, pushManifest, pushTarGzArtifact, startCluster, startRegistry, type Cluster, type Registry } from '../harness/index.ts';
+import { createCA, createServerCert, makeTempDir, pushBlob, removeTempDir, pushManifest, pushTarGzArtifact, startCluster, startRegistry, type Cluster, type Registry } from '../harness/index.ts';
 import { applyRepo, installController, startControllerProcess, type ControllerProcess, type RepoObject } from '../helpers/controller-env.ts';
 import { cosignPayload, generateKey, legacyLayer, signBytes, signLegacy, type TestKey } from '../helpers/cosign-sign.ts';
 import { TestSigstore } from '../helpers/cosign-sigstore.ts';
@@ -37,7 +38,7 @@ export const Bounds = {
 export const ControllerArgs = ['--artifact-max-size', '64Mi', '--concurrent', '6', '--max-retry-delay', '60s', '--log-level', 'info'];
 export const ArtifactMaxSize = 64 << 20;
 
-export const NotationSigner = 'CN=Release Signer,O=Acme 🔒 Release,C=US';
+export const NotationSigner = 'CN=Release Signer,O=Acme 🔒 Release,ST=WA,C=US';
 export const KeylessIdentity = { issuer: '^https://issuer\\.test$', subject: '^dev@example\\.com$' };
 
 export interface Trust {
@@ -89,36 +90,72 @@ export function profileSecret(trust: Trust, p: Profile): Record<string, string> 
 export const isKeyless = (p: Profile): boolean => p === 'keyless' || p === 'keyless-tsa';
 export const providerOf = (p: Profile): 'cosign' | 'notation' => (p.startsWith('notation') ? 'notation' : 'cosign');
 
-/** Polls all OCIRepositories with one LIST call; waiters check their predicate on each snapshot. */
+/**
+ * Every OCIRepository, kept current by one LIST + WATCH on the API server (re-listed when the
+ * watch ends); waiters check their predicate on each change.
+ */
 export class StatusBoard {
   readonly #cluster: Cluster;
   #objects = new Map<string, RepoObject>();
   #waiters = new Set<() => void>();
-  #timer: NodeJS.Timeout | undefined;
-  #busy = false;
+  #req: ReturnType<typeof https.request> | undefined;
+  #stopped = false;
   constructor(cluster: Cluster) {
     this.#cluster = cluster;
   }
   start(): void {
-    this.#timer = setInterval(() => void this.#poll(), 250);
+    void this.#loop();
   }
   stop(): void {
-    clearInterval(this.#timer);
+    this.#stopped = true;
+    this.#req?.destroy();
   }
-  async #poll(): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
-    try {
-      const res = await this.#cluster.request<{ items: RepoObject[] }>('GET', '/apis/source.ocisource.dev/v1/ocirepositories');
-      if (res.status === 200) {
+  #notify(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+  async #loop(): Promise<void> {
+    const path = '/apis/source.ocisource.dev/v1/ocirepositories';
+    while (!this.#stopped) {
+      try {
+        const res = await this.#cluster.request<{ metadata: { resourceVersion: string }; items: RepoObject[] }>('GET', path);
+        if (res.status !== 200) throw new Error(`LIST ${res.status}`);
         this.#objects = new Map(res.body.items.map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, o]));
-        for (const w of [...this.#waiters]) w();
+        this.#notify();
+        await this.#watch(`${path}?watch=1&allowWatchBookmarks=true&resourceVersion=${res.body.metadata.resourceVersion}`);
+      } catch {
+        await new Promise((r) => setTimeout(r, 300));
       }
-    } catch {
-      // The next poll will tell.
-    } finally {
-      this.#busy = false;
     }
+  }
+  #watch(path: string): Promise<void> {
+    return new Promise((resolve) => {
+      const u = new URL(this.#cluster.server + path);
+      const req = https.request(u, { ca: this.#cluster.caPem, headers: { authorization: `Bearer ${this.#cluster.adminToken}`, accept: 'application/json' }, timeout: 0 }, (res) => {
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 1);
+            if (!line.trim()) continue;
+            const ev = JSON.parse(line) as { type: string; object: RepoObject };
+            if (ev.type === 'ERROR') return req.destroy();
+            if (ev.type === 'BOOKMARK') continue;
+            const key = `${ev.object.metadata.namespace}/${ev.object.metadata.name}`;
+            if (ev.type === 'DELETED') this.#objects.delete(key);
+            else this.#objects.set(key, ev.object);
+            this.#notify();
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      this.#req = req;
+      req.end();
+    });
   }
   get(ns: string, name: string): RepoObject | undefined {
     return this.#objects.get(`${ns}/${name}`);
@@ -173,7 +210,7 @@ export const namespaceOf = (c: Category): string => `hostile-${c}`;
 
 export async function startWorld(categories: Category[]): Promise<World> {
   const dir = makeTempDir('osc-hostile-');
-  const sentinel = mkdtempSync('/tmp/osc-hostile-sentinel-');
+  const sentinel = makeTempDir('osc-hostile-sentinel-');
   const sentinelEvents: string[] = [];
   const watcher: FSWatcher = watch(sentinel, { recursive: true }, (ev, f) => sentinelEvents.push(`${ev} ${f}`));
   const [cluster, registry, trust] = await Promise.all([startCluster(), startRegistry(), makeTrust()]);
@@ -224,6 +261,8 @@ export async function startWorld(categories: Category[]): Promise<World> {
       await ctrl.stop();
       await hostile.stop();
       await Promise.all([cluster.stop(), registry.stop()]);
+      removeTempDir(sentinel);
+      removeTempDir(dir);
     },
   };
   world.monitor = new Monitor(
@@ -236,7 +275,7 @@ export async function startWorld(categories: Category[]): Promise<World> {
 
 async function makeTrust(): Promise<Trust> {
   const [notation, tsa, keylessTsa, sigstore] = await Promise.all([
-    notationChain('CN=Acme Root,O=Acme,C=US', NotationSigner),
+    notationChain('CN=Acme Root,O=Acme,ST=WA,C=US', NotationSigner),
     tsaChain('Hostile TSA'),
     tsaChain('Keyless TSA'),
     TestSigstore.create('hostile'),

@@ -10,6 +10,8 @@ import { OCIManifest } from './common.ts';
 
 const Timeout = /timeout|timed out|stopped|deadline|abort/i;
 const Redirect = /redirect/i;
+/** The redirect target refuses: the pull fails on its 401 (with or without the leak the case looks for). */
+const Unauthorized: HostileCase['expect'] = { kind: 'condition', type: 'FetchFailed', status: 'True', reason: ['AuthenticationFailed', 'OCIArtifactPullFailed', 'OCIArtifactLayerOperationFailed'], message: /401|unauthori[sz]ed|credentials/i };
 
 /** A new signed artifact (real registry) whose downloads the behaviour then intercepts. */
 function onNewArtifact(make: (p: Pushed, ctx: CaseContext) => Behaviour): Attack {
@@ -95,12 +97,12 @@ export function httpCases(): HostileCase[] {
       if (req.kind === 'custom') return send(res, 401, html, { 'content-type': 'text/html' });
       if (req.kind === 'blob' && req.ref === p.layerDigest) return send(res, 302, '', { location: `http://${ctx.host}/x/${ctx.id}/blob` });
       return basicGate(req, res);
-    }), layerFailed(/401|unauthori[sz]ed|redirect|scheme/i), { viaHostile: 'tls', setup: credentials, after: noLeak }),
+    }), Unauthorized, { viaHostile: 'tls', setup: credentials, after: noLeak }),
     httpCase('redirect-other-host', 'a layer download redirected to another host (credentials must not follow)', onNewArtifact((p, ctx) => (req, res) => {
       if (req.kind === 'custom') return send(res, 401, html, { 'content-type': 'text/html' });
       if (req.kind === 'blob' && req.ref === p.layerDigest) return send(res, 302, '', { location: `http://${ctx.world.hostile.host}/x/${ctx.id}/blob` });
       return basicGate(req, res);
-    }), layerFailed(/401|unauthori[sz]ed|redirect/i), { viaHostile: 'own', setup: credentials, after: noLeak }),
+    }), Unauthorized, { viaHostile: 'own', setup: credentials, after: noLeak }),
 
     // Lying lengths and broken connections.
     httpCase('content-length-longer', 'the manifest says Content-Length 5000, sends 100 bytes and closes', onManifestGet((_req, res) => {
