@@ -31,7 +31,8 @@ export interface Sample {
 export interface Trouble {
   t: number;
   pid: number;
-  kind: 'exit' | 'stall' | 'rss';
+  /** `stuck`: a case got no answer, so a reconcile may still be chewing on its input. */
+  kind: 'exit' | 'stall' | 'rss' | 'stuck';
   detail: string;
 }
 

@@ -36,6 +36,8 @@ export interface CaseResult {
   processFailures: string[];
   /** When the verdict comes from a solo re-run: what the shared run had seen. */
   sharedRun?: string[];
+  /** The controller never answered the hostile input (or the good one). */
+  noAnswer?: boolean;
   ready?: Cond;
   condition?: Cond;
   admission?: string;
@@ -135,6 +137,12 @@ export class Runner {
       // Quiet from now on: the object keeps its artifact but is not reconciled again.
       await this.#restarting;
       await this.#patch(ns, name, { spec: { suspend: true } }).catch(() => undefined);
+      // No answer: its reconcile may still be running (suspending does not stop it), and would
+      // starve the cases after it. A fresh process isolates them.
+      if (r.noAnswer && !f.troubles.length) {
+        this.#trouble({ t: Date.now(), pid: this.world.ctrl.proc.pid, kind: 'stuck', detail: `no answer for case ${name}` });
+        await this.#restarting;
+      }
       r.ms = Date.now() - started;
     }
     return r;
@@ -196,7 +204,16 @@ export class Runner {
     });
     if (created.status !== 201) throw new Error(`setup: creating the object failed: ${created.status} ${created.text}`);
     const goodRev = `${tag}@${good.manifestDigest}`;
-    const ready = await world.board.until(ns, name, (o) => cond(o, 'Ready')?.status === 'True' && o.status?.observedGeneration === o.metadata.generation && o.status?.artifact?.revision === goodRev, `Ready on the good artifact ${goodRev}`, 120_000);
+    let ready: RepoObject;
+    try {
+      ready = await world.board.until(ns, name, (o) => cond(o, 'Ready')?.status === 'True' && o.status?.observedGeneration === o.metadata.generation && o.status?.artifact?.revision === goodRev, `Ready on the good artifact ${goodRev}`, 120_000, f.abort.signal);
+    } catch (err) {
+      // Not this case's input yet: a controller busy with another case. Counted as a process
+      // failure, so the case runs again alone.
+      r.noAnswer = true;
+      r.processFailures.push(`setup: ${(err as Error).message}`);
+      return;
+    }
     const goodArtifact = ready.status!.artifact!;
     r.phases.good = Date.now() - t0;
 
@@ -241,6 +258,7 @@ export class Runner {
       try {
         outcome = await world.board.until(ns, name, (o) => o.status?.lastHandledReconcileAt === token, 'the reconcile of the hostile input', 90_000, f.abort.signal);
       } catch (err) {
+        r.noAnswer = true;
         (f.troubles.length ? r.processFailures : r.failures).push(`no answer from the controller: ${(err as Error).message}`);
       }
     }

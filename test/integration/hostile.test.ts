@@ -18,6 +18,11 @@ import { Bounds, startWorld, type World } from '../hostile/world.ts';
 
 const cases = corpus();
 const categories = [...new Set(cases.map((c) => c.category))];
+if (!process.env.HOSTILE_ONLY) {
+  // The issue asks for at least 200 cases across every category.
+  assert.ok(cases.length >= 200, `the corpus has ${cases.length} cases`);
+  assert.deepEqual(categories.sort(), (Object.keys(CategoryTitles) as Category[]).sort());
+}
 
 describe(`hostile-input corpus (${cases.length} cases)`, { timeout: 1_800_000 }, () => {
   let world: World;
@@ -60,7 +65,13 @@ describe(`hostile-input corpus (${cases.length} cases)`, { timeout: 1_800_000 },
     assert.deepEqual(world.sentinelEvents, [], 'files appeared in the sentinel directory');
     // The controller's working directory is the project root: nothing may appear there either.
     assert.deepEqual(readdirSync(projectRoot).filter((f) => !projectFiles.has(f)), [], 'new files in the controller working directory');
-    for (const c of cases) assert.ok(!existsSync(path.join('/tmp', `pwned-${c.id}`)));
+    // Relative traversal from a work directory would land next to the storage directory.
+    const around = readdirSync(world.dir).filter((f) => !/^(data|cli|hostile-pki|controller-\d+\.log|controller\.kubeconfig)$/.test(f));
+    assert.deepEqual(around, [], 'unexpected files next to the storage directory');
+    for (const run of existsSync(path.join(world.dir, 'cli')) ? readdirSync(path.join(world.dir, 'cli')) : []) {
+      const out = path.join(world.dir, 'cli', run, 'out');
+      if (existsSync(out)) assert.deepEqual(auditStorage(out, runner.names), [], `pull -o ${out} holds unexpected files`);
+    }
     assert.deepEqual(problems, []);
     const s = world.monitor.summary();
     const counts = countByCategory(cases);

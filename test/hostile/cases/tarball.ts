@@ -63,7 +63,8 @@ export function tarballCases(): HostileCase[] {
     tarCase('nul-name', 'a PAX path with a NUL byte before ../', () => gz(tarOf(paxHeader([['path', 'ok\0/../../pwned']]), file('harmless'))), /NUL|escapes the archive root/),
 
     // Absolute names.
-    tarCase('abs-etc', "a file named '/etc/cron.d/pwned'", () => gz(tarOf(file('/etc/cron.d/pwned'))), Absolute),
+    // Absolute targets point into the sentinel directory: the corpus may run as root.
+    tarCase('abs-etc', "a file named '<sentinel>/etc/cron.d/pwned' (an absolute path)", (ctx) => gz(tarOf(tarEntry({ name: 'x' }), paxHeader([['path', inSentinel(ctx, 'etc/cron.d/pwned')]]), file('placeholder'))), Absolute),
     tarCase('abs-sentinel', 'an absolute path into a directory outside storage', (ctx) => gz(tarOf(tarEntry({ name: 'x' }), paxHeader([['path', inSentinel(ctx, 'pwned-abs')]]), file('placeholder'))), Absolute),
     tarCase('abs-double-slash', "a file named '//pwned'", () => gz(tarOf(file('//pwned'))), Absolute),
     tarCase('abs-windows', "a file named 'C:\\\\pwned'", () => gz(tarOf(file('C:\\pwned'))), /absolute path|backslash/),
@@ -77,7 +78,7 @@ export function tarballCases(): HostileCase[] {
     tarCase('symlink-climb-inside', "a symlink 'sub/a' → 'b/../../../x' that leaves the tree after normalising", () => gz(tarOf(tarEntry({ name: 'sub/', type: '5' }), tarEntry({ name: 'sub/a', type: '2', linkname: 'b/../../../x' }))), LinkOut),
     tarCase('symlink-pax-linkpath', 'a symlink whose PAX linkpath is absolute (the ustar linkname is harmless)', (ctx) => gz(tarOf(paxHeader([['linkpath', ctx.world.sentinel]]), tarEntry({ name: 'link', type: '2', linkname: 'harmless' }))), LinkOut),
     tarCase('symlink-gnu-longlink', 'a symlink whose GNU long link climbs 50 directories', () => gz(tarOf(gnuLong('../'.repeat(50) + 'etc', 'K'), tarEntry({ name: 'link', type: '2', linkname: 'x', magic: 'gnu' }))), LinkOut),
-    tarCase('hardlink-abs', "a hard link to '/etc/passwd'", () => gz(tarOf(tarEntry({ name: 'h', type: '1', linkname: '/etc/passwd' }))), LinkOut),
+    tarCase('hardlink-abs', 'a hard link to an absolute path outside storage', (ctx) => gz(tarOf(tarEntry({ name: 'h', type: '1', linkname: 'x' }), paxHeader([['linkpath', inSentinel(ctx, 'passwd')]]), tarEntry({ name: 'h2', type: '1', linkname: 'x' }))), LinkOut),
     tarCase('hardlink-dotdot', "a hard link to '../../outside'", () => gz(tarOf(tarEntry({ name: 'h', type: '1', linkname: '../../outside' }))), LinkOut),
     tarCase('hardlink-sentinel', 'a hard link to a file outside storage (climbing)', (ctx) => gz(tarOf(tarEntry({ name: 'h', type: '1', linkname: 'x' }), paxHeader([['linkpath', climbTo(ctx, 'target')]]), tarEntry({ name: 'h2', type: '1', linkname: 'x' }))), LinkOut),
 
