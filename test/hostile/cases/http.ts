@@ -133,17 +133,17 @@ export function httpCases(): HostileCase[] {
       })(), { 'content-type': 'application/octet-stream' }, 1, 64 << 10);
     }), layerFailed(/larger|size|bytes|digest|gzip|tarball/i)),
 
-    // Slow answers: spec.timeout (4s here) must end them.
-    httpCase('drip-manifest', 'the manifest arrives one byte a second', onManifestGet((_req, res, p, ctx) => drip(ctx.world.hostile, res, p.manifest, { 'content-type': OCIManifest })), pullFailed(Timeout), { timeout: '4s', cli: cliPull(Timeout) }),
-    httpCase('hang-headers', 'the manifest request is accepted and never answered', onManifest(() => undefined), pullFailed(Timeout), { timeout: '4s' }),
+    // Slow answers: spec.timeout (10s here) must end them.
+    httpCase('drip-manifest', 'the manifest arrives one byte a second', onManifestGet((_req, res, p, ctx) => drip(ctx.world.hostile, res, p.manifest, { 'content-type': OCIManifest })), pullFailed(Timeout), { timeout: '10s', cli: cliPull(Timeout) }),
+    httpCase('hang-headers', 'the manifest request is accepted and never answered', onManifest(() => undefined), pullFailed(Timeout), { timeout: '10s' }),
     httpCase('drip-blob', 'the layer arrives one byte a second', onNewArtifact((p, ctx) => (req, res) => {
       if (req.kind !== 'blob' || req.ref !== p.layerDigest) return 'pass';
       drip(ctx.world.hostile, res, p.layer, { 'content-type': 'application/octet-stream', 'content-length': p.layer.length });
-    }), layerFailed(Timeout), { timeout: '4s' }),
+    }), layerFailed(Timeout), { timeout: '10s' }),
     httpCase('drip-signature', 'the signature manifest arrives one byte a second', onNewArtifact((p, ctx) => (req, res) => {
       if (req.kind !== 'manifest' || !req.ref.endsWith('.sig')) return 'pass';
       drip(ctx.world.hostile, res, Buffer.alloc(2000, 0x20), { 'content-type': OCIManifest });
-    }), { kind: 'condition', type: 'SourceVerified', status: 'False', reason: ['VerificationError'], message: Timeout }, { timeout: '4s' }),
+    }), { kind: 'condition', type: 'SourceVerified', status: 'False', reason: ['VerificationError'], message: Timeout }, { timeout: '10s' }),
 
     // Error bodies that are not the distribution spec's JSON.
     httpCase('error-500-html', 'HTTP 500 with an HTML body for the manifest', onManifest((_req, res) => send(res, 500, html, { 'content-type': 'text/html' })), pullFailed(/500/)),
@@ -160,7 +160,7 @@ export function httpCases(): HostileCase[] {
     // Token endpoints.
     httpCase('token-html', 'the token endpoint answers HTML', tokenAttack((_req, res) => send(res, 200, html, { 'content-type': 'text/html' })), authFailed(/token/i), { viaHostile: 'own', cli: cliPull(/token/i) }),
     httpCase('token-huge', 'the token endpoint answers 30 MiB of JSON', tokenAttack((_req, res) => send(res, 200, `{"token":"${'t'.repeat(30 << 20)}"}`, { 'content-type': 'application/json' })), authFailed(/token|limit|exceeds/i), { viaHostile: 'own' }),
-    httpCase('token-drip', 'the token endpoint answers one byte a second', tokenAttack((_req, res, ctx) => drip(ctx.world.hostile, res, Buffer.from('{"token":"abc"}'), { 'content-type': 'application/json' })), { kind: 'condition', type: 'FetchFailed', status: 'True', reason: ['AuthenticationFailed', 'OCIArtifactPullFailed'], message: Timeout }, { viaHostile: 'own', timeout: '4s' }),
+    httpCase('token-drip', 'the token endpoint answers one byte a second', tokenAttack((_req, res, ctx) => drip(ctx.world.hostile, res, Buffer.from('{"token":"abc"}'), { 'content-type': 'application/json' })), { kind: 'condition', type: 'FetchFailed', status: 'True', reason: ['AuthenticationFailed', 'OCIArtifactPullFailed'], message: Timeout }, { viaHostile: 'own', timeout: '10s' }),
     httpCase('token-no-token', 'the token endpoint answers JSON without a token', tokenAttack((_req, res) => send(res, 200, '{"expires_in":3600}', { 'content-type': 'application/json' })), authFailed(/token/i), { viaHostile: 'own' }),
     httpCase('token-redirect-loop', 'the token endpoint redirects to itself', tokenAttack((req, res) => send(res, 302, '', { location: req.path })), authFailed(/token|redirect/i), { viaHostile: 'own' }),
     httpCase('token-500', 'the token endpoint answers HTTP 500 with HTML', tokenAttack((_req, res) => send(res, 500, html, { 'content-type': 'text/html' })), authFailed(/token|500/i), { viaHostile: 'own' }),

@@ -7,7 +7,7 @@ import { budget, config, FluxLayer, manifestOf, OCIIndex, OCIManifest, servedMan
 
 const NotJSON = /not valid JSON|JSON/;
 const Invalid = /not a valid descriptor|layer 0|descriptor/;
-const TooLarge = /limit|exceeds|too large|bytes/i;
+const TooLarge = /limit manifestMaxSize; raise it with --manifest-max-size/;
 const Index = /image index/;
 
 /** The good layer's descriptor (so only the manifest is wrong). */

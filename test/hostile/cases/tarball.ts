@@ -12,10 +12,10 @@ const LinkOut = /outside the archive root/;
 const Special = /unsupported type/;
 const NotGzip = /not a valid gzip-compressed tarball/;
 const NotTar = /not a valid (gzip-compressed )?tarball/;
-const TooBig = /--artifact-max-size/;
-const TooDeep = /too deep|too long|depth|components|path length|name length/i;
-const TooManyEntries = /entries/;
-const Header = /header/i;
+const TooBig = /limit artifactMaxSize; raise it with --artifact-max-size/;
+const TooDeep = /limit tarMaxPath(Length|Depth)/;
+const TooManyEntries = /limit tarMaxEntries; raise it with --tar-max-entries/;
+const Header = /limit tarMaxHeaderSize/;
 const Conflict = /which is a file|both as a file and a directory/;
 
 type Build = (ctx: CaseContext) => Buffer | Promise<Buffer>;
@@ -56,11 +56,10 @@ export function tarballCases(): HostileCase[] {
     tarCase('dotdot-prefix-field', "ustar prefix field '../..' with name 'pwned'", () => gz(tarOf(tarEntry({ name: 'pwned', prefix: '../..' }, 'x'))), Traversal),
     tarCase('dotdot-pax-path', "a PAX path '../pwned' over a harmless ustar name", () => gz(tarOf(paxHeader([['path', '../pwned']]), file('harmless'))), Traversal),
     tarCase('dotdot-gnu-longname', 'a GNU long name climbing 40 directories', () => gz(tarOf(gnuLong('../'.repeat(40) + 'pwned'), tarEntry({ name: 'short', magic: 'gnu' }, 'x'))), Traversal),
-    tarCase('dotdot-pax-bad-length', "a PAX record whose length runs past the header, hiding '../'", () => gz(tarOf(paxHeader(Buffer.from('999 path=../pwned\n')), file('harmless'))), Traversal),
     tarCase('dotdot-hardlink-name', "a hard link entry named '../x'", () => gz(tarOf(ok(), tarEntry({ name: '../x', type: '1', linkname: 'ok.yaml' }))), Traversal),
     tarCase('dotdot-middle', "a file named 'a/./../../pwned'", () => gz(tarOf(file('a/./../../pwned'))), Traversal),
     tarCase('backslash', "a file named '..\\\\..\\\\pwned' (Windows separators)", () => gz(tarOf(file('..\\..\\pwned'))), /backslash|escapes the archive root/),
-    tarCase('nul-name', 'a PAX path with a NUL byte before ../', () => gz(tarOf(paxHeader([['path', 'ok\0/../../pwned']]), file('harmless'))), /NUL|escapes the archive root/),
+    tarCase('nul-name', "a PAX path 'ok/../../pwned<NUL>x' (refused whether or not a reader stops at the NUL)", () => gz(tarOf(paxHeader([['path', 'ok/../../pwned\0x']]), file('harmless'))), /NUL|escapes the archive root/),
 
     // Absolute names.
     // Absolute targets point into the sentinel directory: the corpus may run as root.
@@ -101,7 +100,7 @@ export function tarballCases(): HostileCase[] {
     }, TooDeep, { solo: true }),
     tarCase('long-component', 'a file name of 300,000 bytes in one component', () => gz(tarOf(paxHeader([['path', 'n'.repeat(300_000)]]), file('f', 'x'))), TooDeep),
     tarCase('pax-header-4mib', 'an extended header of 4 MiB of comment records', () => gz(tarOf(paxHeader(Buffer.concat(Array.from({ length: 4000 }, () => paxRecord('comment', 'c'.repeat(1000))))), file('f', 'x'))), Header),
-    tarCase('gnu-longname-huge', 'a GNU long-name entry claiming 100 MiB', () => gz(Buffer.concat([tarHeader({ name: '././@LongLink', type: 'L', magic: 'gnu', size: 100 << 20 }), Buffer.alloc(1 << 20, 0x61), tarEnd()])), /header|tarball|end/i),
+    tarCase('gnu-longname-huge', 'a GNU long-name entry claiming 100 MiB', () => gz(Buffer.concat([tarHeader({ name: '././@LongLink', type: 'L', magic: 'gnu', size: 100 << 20 }), Buffer.alloc(1 << 20, 0x61), tarEnd()])), /limit tarMaxHeaderSize|not a valid tarball/),
 
     // Entry count.
     tarCase('entries-over-budget', `${entries + 1} empty files (the entry budget is ${entries})`, () => gzStream((function* () {
@@ -120,14 +119,13 @@ export function tarballCases(): HostileCase[] {
       for (let i = 0; i < 200; i++) yield* [tarHeader({ name: `z${i}`, size: 1 << 20 }), ...zeros(1 << 20)];
       yield tarEnd();
     })()), TooBig, { solo: true }),
-    tarCase('size-pax-1tib', 'a PAX size of 1 TiB on a tiny entry', () => gz(tarOf(paxHeader([['size', String(2 ** 40)]]), file('f', 'x'))), /--artifact-max-size|tarball|end/),
+    tarCase('size-pax-1tib', 'a PAX size of 1 TiB on a tiny entry', () => gz(tarOf(paxHeader([['size', String(2 ** 40)]]), file('f', 'x'))), /limit (artifactMaxSize|tarMaxSize)|not a valid tarball/),
     tarCase('size-base256', 'a base-256 size field of 2^62 bytes', () => {
       const f = Buffer.alloc(12);
       f[0] = 0x80;
       f.writeBigUInt64BE(2n ** 62n, 4);
       return gz(tarOf(tarEntry({ name: 'f', sizeField: f }, 'x')));
     }, /--artifact-max-size|tarball|header|size/),
-    tarCase('size-negative-pax', 'a PAX size of -1', () => gz(tarOf(paxHeader([['size', '-1']]), file('f', 'x'))), /tarball|header|size/i),
     tarCase('gzip-concat-bomb', 'a small gzip member followed by a second member of 200 MiB of zeros', async () => Buffer.concat([gz(tarEntry({ name: 'a' }, 'a')), await gzStream([tarHeader({ name: 'zeros', size: 200 << 20 }), ...zeros(200 << 20), tarEnd()])]), TooBig, { solo: true }),
 
     // Broken gzip and tar streams.
