@@ -180,7 +180,10 @@ export class Monitor {
       }
       prevT = s.t;
     }
-    return { maxDelayS, maxRssBytes, troubles: this.troubles.filter((t) => t.t >= from - this.#opts.stallMs && t.t <= to + this.#opts.stallMs), samples: n };
+    // A stall is reported stallMs after the loop stopped answering: it concerns the window if the
+    // block began before the window ended. The other troubles happen at the moment they are seen.
+    const within = (t: Trouble) => (t.kind === 'stall' ? t.t >= from && t.t - this.#opts.stallMs <= to : t.t >= from && t.t <= to);
+    return { maxDelayS, maxRssBytes, troubles: this.troubles.filter(within), samples: n };
   }
 
   summary(): { maxDelayS: number; lifetimeMaxS: number | undefined; peakHwmBytes: number; maxRssBytes: number; samples: number } {

@@ -9,7 +9,7 @@ import { pushCosignSig, pushReferrer } from '../../helpers/push-signatures.ts';
 import { cborArray, cborBytes, cborHead, cborMap, cborText, cborUint, coseSign1, der, derLongOid, derNested, derSeq, jsonDeepArrays, jsonDeepObjects, tgzFiles } from '../bytes.ts';
 import { cliVerify, notVerified, type CaseContext, type HostileCase, type Profile } from '../types.ts';
 import { pushArtifact, pushBlob, pushRawManifest, type Pushed } from '../world.ts';
-import { OCIManifest } from './common.ts';
+import { budget, OCIManifest } from './common.ts';
 
 const JWS = 'application/jose+json';
 const COSE = 'application/cose';
@@ -99,6 +99,7 @@ const TimestampProblem = /timestamp/i;
 const Nesting = /nest|depth|deep|JSON|CBOR|ASN\.1|parse|malformed|invalid/i;
 
 export function envelopeCases(): HostileCase[] {
+  const envelopeMax = budget('maxEnvelopeSize', 4 << 20);
   return [
     // Notation JWS.
     jwsCase('not-json', 'a JWS envelope that is not JSON', () => Buffer.from('garbage{'), /JWS|JSON/, { cli: cliVerify(1, /JWS|JSON/) }),
@@ -168,7 +169,7 @@ export function envelopeCases(): HostileCase[] {
     // cosign simple-signing layers (key-signed: the tenant's key signed whatever it is).
     cosignCase('payload-not-json', 'a signed payload that is not JSON', (ctx) => keySigned(ctx, Buffer.from('not json')), /payload|JSON|malformed/i, { cli: cliVerify(1, /payload|JSON|malformed/i) }),
     cosignCase('payload-deep-json', 'a signed payload of 500,000 nested arrays', (ctx) => keySigned(ctx, Buffer.from(jsonDeepArrays(500_000))), /payload|JSON|nest|depth|malformed/i),
-    cosignCase('payload-huge', 'a signed payload of 3 MiB', (ctx, d) => keySigned(ctx, Buffer.concat([cosignPayload(d), Buffer.alloc(3 << 20, 0x20)])), TooLarge),
+    cosignCase('payload-huge', `a signed payload of ${envelopeMax / (1 << 20) + 1} MiB (over the envelope budget)`, (ctx, d) => keySigned(ctx, Buffer.concat([cosignPayload(d), Buffer.alloc(envelopeMax + (1 << 20), 0x20)])), TooLarge),
     cosignCase('payload-size-lie', 'a payload descriptor claiming 1 TiB', (ctx, d) => ({ ...signLegacy(ctx.world.trust.cosignKey, d), size: 2 ** 40 }), TooLarge),
     cosignCase('signature-not-base64', 'a signature annotation that is not base64', (ctx, d) => ({ payload: cosignPayload(d), annotations: { 'dev.cosignproject.cosign/signature': '!!!not base64!!!' } }), /base64|signature|malformed/i),
     cosignCase('signature-huge', 'a signature annotation of 1 MiB', (ctx, d) => ({ payload: cosignPayload(d), annotations: { 'dev.cosignproject.cosign/signature': 'A'.repeat(1 << 20) } }), TooLarge),
