@@ -38,7 +38,7 @@ describe(`hostile-input corpus (${cases.length} cases)`, { timeout: 1_800_000 },
     runner = new Runner(world);
     results = await runner.runAll(cases, Number(process.env.HOSTILE_CONCURRENCY ?? 8), (r) => {
       const all = [...r.processFailures, ...r.failures];
-      if (process.env.HOSTILE_VERBOSE) process.stderr.write(`${all.length ? 'FAIL' : 'ok  '} ${r.name} ${(r.ms / 1000).toFixed(1)}s ${JSON.stringify(r.phases)} delay=${r.window?.maxDelayS.toFixed(2)}s rss=${mib(r.window?.maxRssBytes ?? 0)} ${r.ready ? `ready=${r.ready.reason}: ${r.ready.message.slice(0, 300)}` : r.admission ? `api: ${r.admission.slice(0, 200)}` : ''}${r.cli ? ` cli=${r.cli.exit}: ${r.cli.output.replace(/\s+/g, ' ').slice(0, 200)}` : ''}${all.length ? `\n     ${all.join('\n     ')}` : ''}\n`);
+      if (process.env.HOSTILE_VERBOSE) process.stderr.write(`${all.length ? 'FAIL' : 'ok  '} ${r.name} ${(r.ms / 1000).toFixed(1)}s ${JSON.stringify(r.phases)} delay=${r.window?.maxDelayS.toFixed(2)}s rss=${mib(r.window?.maxRssBytes ?? 0)} ${r.ready ? `ready=${r.ready.reason}: …${r.ready.message.slice(-300)}` : r.admission ? `api: ${r.admission.slice(0, 200)}` : ''}${r.cli ? ` cli=${r.cli.exit}: ${r.cli.output.replace(/\s+/g, ' ').slice(0, 200)}` : ''}${all.length ? `\n     ${all.join('\n     ')}` : ''}\n`);
     });
   }, { timeout: 45 * 60_000 });
   after(async () => {
