@@ -44,6 +44,8 @@ export interface Limits {
   manifestMaxSize: number;
   /** Layers in one manifest. */
   maxLayers: number;
+  /** Bytes of a manifest's annotations (keys and values), copied into status.artifact.metadata (Kubernetes allows an object 256 KiB of annotations). */
+  annotationsMaxSize: number;
   /** Tags read when listing a repository (semver refs), across all pages. */
   maxTags: number;
   /** Bytes of tag-list responses, across all pages. */
@@ -78,6 +80,7 @@ export const DefaultLimits: Limits = {
   maxChainDepth: 10,
   manifestMaxSize: 4 << 20,
   maxLayers: 1000,
+  annotationsMaxSize: 256 << 10,
   maxTags: 100_000,
   tagListMaxSize: 8 << 20,
   maxReferrers: 1000,

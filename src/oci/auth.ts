@@ -1,5 +1,7 @@
 // Registry credentials: kubernetes.io/dockerconfigjson Secrets, WWW-Authenticate challenges,
 // and the cache of Bearer tokens a Transport keeps (so steady-state reconciles reuse them).
+import { DefaultLimits, LimitError } from '../api/limits.ts';
+import { parseJSON } from '../util/json.ts';
 
 export interface Credentials {
   username?: string;
@@ -33,13 +35,15 @@ function normaliseHostKey(key: string): string {
 export function credentialsFromDockerConfig(json: Buffer | string, registry: string, source: string): Credentials | undefined {
   let doc: unknown;
   try {
-    doc = JSON.parse(json.toString());
+    doc = parseJSON(json.toString(), source, DefaultLimits.maxJSONDepth);
   } catch (err) {
+    if (err instanceof LimitError) throw new CredentialsError(err.message);
     throw new CredentialsError(`${source}: invalid JSON: ${(err as Error).message}`);
   }
-  if (typeof doc !== 'object' || doc === null) throw new CredentialsError(`${source}: expected a JSON object`);
+  // An array is an object to `typeof`: without the check, `[...]` read as a config listing no registry.
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new CredentialsError(`${source}: expected a JSON object`);
   const auths = ('auths' in doc ? (doc as { auths: unknown }).auths : doc) as Record<string, unknown>;
-  if (typeof auths !== 'object' || auths === null) throw new CredentialsError(`${source}: 'auths' must be an object`);
+  if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) throw new CredentialsError(`${source}: 'auths' must be an object`);
   const want = normaliseHostKey(registry);
   for (const [key, value] of Object.entries(auths)) {
     if (normaliseHostKey(key) !== want) continue;

@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
-import { exceeded, limitError, limitsWith, type Limits } from '../api/limits.ts';
+import { exceeded, LimitError, limitError, limitsWith, type Limits } from '../api/limits.ts';
+import { parseJSON } from '../util/json.ts';
 import { parseChallenge, type Challenge, type Credentials } from './auth.ts';
 import { RegistryError } from './errors.ts';
 import type { RegistryReader } from './reader.ts';
@@ -131,7 +132,7 @@ export class RegistryClient implements RegistryReader {
     if (isDigest(ref) && digest !== ref) throw new RegistryError(`manifest ${ref} failed digest verification: content hashes to ${digest}`);
     let mediaType = (header(res, 'content-type') ?? '').split(';')[0]!.trim();
     try {
-      const parsed = JSON.parse(bytes.toString()) as { mediaType?: unknown };
+      const parsed = parseJSON(bytes, what, this.limits.maxJSONDepth) as { mediaType?: unknown };
       if (typeof parsed?.mediaType === 'string' && parsed.mediaType) mediaType = parsed.mediaType;
     } catch {
       // Not JSON: the caller's parser reports it with context.
@@ -176,7 +177,7 @@ export class RegistryClient implements RegistryReader {
       await this.#expectOK(res, 'list tags');
       const body = await readLimited(res.body, tagListMaxSize - bytes, `tag list of ${where}`, () => limitError('tagListMaxSize', `tag list of ${where} is larger than ${tagListMaxSize} bytes`));
       bytes += body.length;
-      const page = parseTagPage(body, where);
+      const page = parseTagPage(body, where, this.limits.maxJSONDepth);
       if (tags.length + page.length > maxTags) exceeded('maxTags', `${where} has more than ${maxTags} tags`);
       for (const t of page) tags.push(t);
       path = nextLink(header(res, 'link'));
@@ -200,7 +201,7 @@ export class RegistryClient implements RegistryReader {
       first = false;
       await this.#expectOK(res, `GET referrers of ${subjectDigest}`);
       const what = `referrers of ${subjectDigest} in ${this.registry}/${this.repository}`;
-      const index = parseIndex(await readLimited(res.body, manifestMaxSize, what, () => limitError('manifestMaxSize', `a page of ${what} is larger than ${manifestMaxSize} bytes`)), 'referrers response');
+      const index = parseIndex(await readLimited(res.body, manifestMaxSize, what, () => limitError('manifestMaxSize', `a page of ${what} is larger than ${manifestMaxSize} bytes`)), 'referrers response', this.limits.maxJSONDepth);
       this.#checkReferrers(out.length + index.manifests.length, subjectDigest);
       const filtered = (header(res, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim()).includes('artifactType');
       for (const d of filtered ? index.manifests : filterByType(index.manifests, artifactType)) out.push(d);
@@ -219,7 +220,7 @@ export class RegistryClient implements RegistryReader {
     const tag = subjectDigest.replace(':', '-');
     const m = await this.fetchManifest(tag, { accept: [MediaTypes.ociIndex] });
     if (!m) return [];
-    const index = parseIndex(m.bytes, `referrers tag '${tag}'`);
+    const index = parseIndex(m.bytes, `referrers tag '${tag}'`, this.limits.maxJSONDepth);
     this.#checkReferrers(index.manifests.length, subjectDigest);
     return filterByType(index.manifests, artifactType);
   }
@@ -235,7 +236,7 @@ export class RegistryClient implements RegistryReader {
     let detail = '';
     try {
       const text = (await readLimited(res.body, 64 << 10, 'error body')).toString();
-      const body = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+      const body = parseJSON(text, 'error body', this.limits.maxJSONDepth) as { errors?: { code?: string; message?: string }[] };
       code = body.errors?.[0]?.code;
       detail = body.errors?.map((e) => `${e.code ?? ''}: ${e.message ?? ''}`).join('; ') ?? '';
     } catch {
@@ -323,8 +324,9 @@ export class RegistryClient implements RegistryReader {
     const text = (await readLimited(res.body, 1 << 20, `token response from ${u.origin}`)).toString();
     let tok: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      tok = JSON.parse(text) as typeof tok;
-    } catch {
+      tok = parseJSON(text, `${where}: the answer`, this.limits.maxJSONDepth) as typeof tok;
+    } catch (err) {
+      if (err instanceof LimitError) throw err;
       throw new RegistryError(`${where}: the answer is not JSON (${JSON.stringify(text.slice(0, 80))})`, 0, 'INVALID_TOKEN_RESPONSE');
     }
     const token = typeof tok?.token === 'string' && tok.token ? tok.token : typeof tok?.access_token === 'string' ? tok.access_token : undefined;
@@ -487,11 +489,12 @@ function nextLink(link: string | undefined): string | undefined {
 }
 
 /** One page of a tag list: `{"name": …, "tags": [string…] | null}`, or a typed error. */
-function parseTagPage(bytes: Buffer, where: string): string[] {
+function parseTagPage(bytes: Buffer, where: string, maxDepth: number): string[] {
   let v: unknown;
   try {
-    v = JSON.parse(bytes.toString());
+    v = parseJSON(bytes, `tag list of ${where}`, maxDepth);
   } catch (err) {
+    if (err instanceof LimitError) throw err;
     throw new RegistryError(`tag list of ${where} is not valid JSON: ${(err as Error).message}`);
   }
   const tags = (v as { tags?: unknown } | null)?.tags;
@@ -503,11 +506,12 @@ function parseTagPage(bytes: Buffer, where: string): string[] {
   return list as string[];
 }
 
-function parseIndex(bytes: Buffer, what: string): ImageIndex {
+function parseIndex(bytes: Buffer, what: string, maxDepth: number): ImageIndex {
   let v: unknown;
   try {
-    v = JSON.parse(bytes.toString());
+    v = parseJSON(bytes, what, maxDepth);
   } catch (err) {
+    if (err instanceof LimitError) throw err;
     throw new RegistryError(`${what} is not valid JSON: ${(err as Error).message}`);
   }
   const idx = v as ImageIndex;

@@ -7,6 +7,7 @@ import { RegistryError } from './errors.ts';
 import { isDigest, isValidTag } from './reference.ts';
 import { pickSemverTag } from './semver.ts';
 import { MediaTypes, type Descriptor, type ImageManifest } from './types.ts';
+import { parseJSON } from '../util/json.ts';
 
 export interface Resolved {
   /** Tag the digest came from (undefined for a digest ref). */
@@ -73,11 +74,12 @@ function summariseTags(tags: string[]): string {
 }
 
 /** Parses and checks an image manifest (within the maxLayers budget); an index or anything else is a clear error. */
-export function parseImageManifest(bytes: Buffer, digest: string, limits: Pick<Limits, 'maxLayers'> = DefaultLimits): ImageManifest {
+export function parseImageManifest(bytes: Buffer, digest: string, limits: Pick<Limits, 'maxLayers' | 'annotationsMaxSize' | 'maxJSONDepth'> = DefaultLimits): ImageManifest {
   let m: unknown;
   try {
-    m = JSON.parse(bytes.toString());
+    m = parseJSON(bytes, `manifest ${digest}`, limits.maxJSONDepth);
   } catch (err) {
+    if (err instanceof LimitError) throw err;
     throw new RegistryError(`manifest ${digest} is not valid JSON: ${(err as Error).message}`);
   }
   const mf = m as Partial<ImageManifest> & { manifests?: unknown };
@@ -93,7 +95,23 @@ export function parseImageManifest(bytes: Buffer, digest: string, limits: Pick<L
       throw new RegistryError(`manifest ${digest}: layer ${i} is not a valid descriptor (mediaType, sha256 digest and size are required)`);
     }
   }
+  checkAnnotations(mf.annotations, digest, limits.annotationsMaxSize);
   return mf as ImageManifest;
+}
+
+/**
+ * The annotations become status.artifact.metadata: a status the API server refuses (not a string
+ * map, or too large to store) could record neither the new artifact nor the failure.
+ */
+function checkAnnotations(a: unknown, digest: string, max: number): void {
+  if (a === undefined || a === null) return;
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) throw new RegistryError(`manifest ${digest}: 'annotations' is not an object`);
+  let size = 0;
+  for (const [k, v] of Object.entries(a)) {
+    if (typeof v !== 'string') throw new RegistryError(`manifest ${digest}: annotation '${k.slice(0, 100)}' is not a string`);
+    size += Buffer.byteLength(k) + Buffer.byteLength(v);
+    if (size > max) exceeded('annotationsMaxSize', `manifest ${digest} has more than ${max} bytes of annotations (they are copied into status.artifact.metadata)`);
+  }
 }
 
 export function selectLayer(manifest: ImageManifest, mediaType?: string): Descriptor {

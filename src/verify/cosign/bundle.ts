@@ -2,7 +2,7 @@ import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
 import { Verifier, VerificationError as SigstoreError, PolicyError, toSignedEntity, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { errorText, fail, VerificationError } from '../errors.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import type { FailureCode } from '../types.ts';
 import { certExtensions, parseCertificate, type Cert } from '../x509/certs.ts';
 import type { CheckContext, CosignContext, SignatureResult, TlogInfo } from './context.ts';

@@ -3,7 +3,7 @@ import type { Descriptor, ImageManifest } from '../../oci/types.ts';
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { errorText, fail } from '../errors.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { BUNDLE_MEDIA_TYPE_PREFIX } from './bundle.ts';
 import { AnnotationLimits } from './context.ts';
 import { SIMPLESIGNING_MEDIA_TYPE } from './payload.ts';

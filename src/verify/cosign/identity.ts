@@ -1,4 +1,5 @@
 import * as asn1js from 'asn1js';
+import { RE2JS } from 're2js';
 import { errorText, fail } from '../errors.ts';
 import type { OIDCIdentityMatch } from '../types.ts';
 import { certExtensions, extensionValue, type Cert } from '../x509/certs.ts';
@@ -10,8 +11,8 @@ export const OID_ISSUER_V2 = '1.3.6.1.4.1.57264.1.8';
 export const OID_OTHERNAME_SAN = '1.3.6.1.4.1.57264.1.7';
 
 export interface IdentityRule {
-  issuer: RegExp;
-  subject: RegExp;
+  issuer: Matcher;
+  subject: Matcher;
   source: OIDCIdentityMatch;
 }
 
@@ -22,30 +23,32 @@ export interface CertIdentity {
   sans: string[];
 }
 
+/** A compiled `matchOIDCIdentity` expression. */
+export interface Matcher {
+  test(input: string): boolean;
+}
+
 /**
- * Compiles a Go RE2 expression into a JS RegExp with the same meaning for the patterns people
- * write in `matchOIDCIdentity`. Like cosign (`regexp.MatchString`), matching is **unanchored**:
- * `^…$` must be written by the user, as Flux's docs do. Translated: a leading `(?flags)` group
- * (i, s, m), `(?P<name>` groups, `\A` and `\z`. Throws on syntax that is invalid in JS.
+ * Compiles a `matchOIDCIdentity` expression with RE2's syntax and linear-time matching (re2js, a
+ * port of the engine behind Go's regexp), so it means what it means to cosign and Flux: syntax RE2
+ * lacks (backreferences, lookaround) is an error, and a pattern like `^(a+)+$` cannot backtrack
+ * for hours on a certificate the registry chose. Like cosign (`regexp.MatchString`), matching is
+ * **unanchored**: `^…$` must be written by the user, as Flux's docs do.
  */
-export function compileGoRegexp(pattern: string): RegExp {
-  let src = pattern;
-  let flags = '';
-  const lead = /^\(\?([imsU]+)\)/.exec(src);
-  if (lead) {
-    const f = lead[1] ?? '';
-    if (f.includes('U')) throw new Error('the RE2 U (ungreedy) flag is not supported');
-    for (const c of f) if (!flags.includes(c)) flags += c;
-    src = src.slice(lead[0].length);
+export function compileGoRegexp(pattern: string): Matcher {
+  let re: RE2JS;
+  try {
+    re = RE2JS.compile(pattern);
+  } catch (err) {
+    // re2js words its syntax errors as Go does ("error parsing regexp: …").
+    throw new Error((err as Error).message);
   }
-  src = src.replace(/\(\?P</g, '(?<').replace(/\\A/g, '^').replace(/\\z/g, '$');
-  if (flags.includes('m') && /\\z/.test(pattern)) throw new Error('\\z with the m flag is not supported');
-  return new RegExp(src, flags);
+  return { test: (input) => re.matcher(input).find() };
 }
 
 export function compileRules(rules: OIDCIdentityMatch[]): IdentityRule[] {
   return rules.map((r, i) => {
-    const compile = (field: 'issuer' | 'subject'): RegExp => {
+    const compile = (field: 'issuer' | 'subject'): Matcher => {
       const value = r[field];
       if (typeof value !== 'string' || value === '') throw new Error(`matchOIDCIdentity[${i}].${field} is empty`);
       try {

@@ -3,7 +3,7 @@ import type { RegistryReader } from '../../oci/reader.ts';
 import type { Descriptor } from '../../oci/types.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { errorText, fail } from '../errors.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { parseTimestampResponse, tokenSignedBy, tsaEKUProblem, verifyTimestampByAuthority, type TimestampToken } from '../x509/timestamp.ts';
 import type { CheckContext, SignatureResult, TlogInfo } from './context.ts';
 import { AnnotationLimits } from './context.ts';

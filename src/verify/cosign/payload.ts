@@ -1,6 +1,6 @@
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { fail } from '../errors.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 
 export const SIMPLESIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 

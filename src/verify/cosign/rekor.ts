@@ -2,7 +2,7 @@ import { json as sjson, crypto as scrypto } from '@sigstore/core';
 import type { TrustMaterial } from '@sigstore/verify';
 import { DefaultLimits, LimitError } from '../../api/limits.ts';
 import { fail, VerificationError } from '../errors.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { parseCertificate } from '../x509/certs.ts';
 import { decodeBase64, pemBlocks, sha256Hex } from './encoding.ts';
 

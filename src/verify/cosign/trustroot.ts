@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
 import { DefaultLimits } from '../../api/limits.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { parseCertificate, type Cert } from '../x509/certs.ts';
 import { tsaEKUProblem } from '../x509/timestamp.ts';
 import { sha256Hex } from './encoding.ts';

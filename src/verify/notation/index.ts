@@ -11,7 +11,7 @@ import { LimitError } from '../../api/limits.ts';
 import type { Descriptor, ImageManifest } from '../../oci/types.ts';
 import { MediaTypes } from '../../oci/types.ts';
 import { VerificationError } from '../errors.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { resolveLimits, verifySignatures, type CheckResult } from '../signatures.ts';
 import { VerifyConfigError, type PreparedVerifier, type Provider, type VerificationOutcome, type VerifyConfig, type VerifyOptions, type VerifyTarget } from '../types.ts';
 import { RevocationCache, type HttpFetcher } from '../x509/revocation.ts';

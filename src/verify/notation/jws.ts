@@ -3,7 +3,7 @@
 
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { VerificationError } from '../errors.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { parseCertificate, type Cert } from '../x509/certs.ts';
 import {
   algorithmForCert,

@@ -3,7 +3,7 @@
 // and the x509.subject distinguished-name rules (notation-go internal/pkix).
 
 import { DefaultLimits, LimitError } from '../../api/limits.ts';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { decodeUTF8Bytes, encodeUTF8Bytes, hasLoneSurrogate } from '../x509/names.ts';
 
 export type ValidationType = 'integrity' | 'authenticity' | 'authenticTimestamp' | 'expiry' | 'revocation';

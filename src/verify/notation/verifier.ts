@@ -4,7 +4,7 @@
 // the verification level decides whether it is enforced (fails the signature) or logged (a warning).
 
 import type { Logger } from 'pino';
-import { parseJSON } from '../json.ts';
+import { parseJSON } from '../../util/json.ts';
 import { LimitError, type Limits } from '../../api/limits.ts';
 import type { Descriptor } from '../../oci/types.ts';
 import { VerificationError } from '../errors.ts';

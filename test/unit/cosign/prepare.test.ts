@@ -70,6 +70,10 @@ test('Go RE2 syntax: leading (?i), (?P<name>), \\A \\z', () => {
   assert.ok(compileGoRegexp('^(?P<user>[a-z]+)@x$').test('abc@x'));
   assert.ok(compileGoRegexp('\\Aabc\\z').test('abc'));
   assert.ok(!compileGoRegexp('\\Aabc\\z').test('abcd'));
+  // Not RE2: refused as cosign refuses them. Linear time: no catastrophic backtracking.
+  assert.throws(() => compileGoRegexp('^(dev)@x\\1$'), /invalid escape sequence/);
+  assert.throws(() => compileGoRegexp('^(?=dev)dev$'), /invalid or unsupported Perl syntax/);
+  assert.equal(compileGoRegexp('^(a+)+$').test(`${'a'.repeat(5000)}!`), false);
 });
 
 test('fingerprint: stable for equal input; changes with keys, identities and trusted root', async () => {

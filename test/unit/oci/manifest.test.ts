@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LimitError } from '../../../src/api/limits.ts';
+import { LimitError, limitsWith } from '../../../src/api/limits.ts';
 import { parseImageManifest, selectLayer } from '../../../src/oci/resolve.ts';
 
 const layer = (mediaType: string, n: number) => ({ mediaType, digest: `sha256:${String(n).repeat(64)}`, size: n });
@@ -27,5 +27,19 @@ test('layer selection: first layer by default, first match by media type, clear 
 test('maxLayers: a manifest with more layers than the budget is refused, naming it', () => {
   const many = m({ layers: Array.from({ length: 1001 }, (_, i) => layer('a', (i % 9) + 1)) });
   assert.throws(() => parseImageManifest(many, 'sha256:many'), (e: Error) => e instanceof LimitError && e.limit === 'maxLayers' && /manifest sha256:many has 1001 layers, over 1000 \(limit maxLayers\)/.test(e.message));
-  assert.equal(parseImageManifest(many, 'sha256:many', { maxLayers: 2000 }).layers.length, 1001);
+  assert.equal(parseImageManifest(many, 'sha256:many', limitsWith({ maxLayers: 2000 })).layers.length, 1001);
+});
+
+test('annotationsMaxSize: annotations (copied into the status) are a bounded string map', () => {
+  const big = m({ layers: [layer('a', 2)], annotations: { k: 'v'.repeat(256 << 10) } });
+  assert.throws(() => parseImageManifest(big, 'sha256:big'), (e: Error) => e instanceof LimitError && e.limit === 'annotationsMaxSize' && /manifest sha256:big has more than 262144 bytes of annotations/.test(e.message));
+  assert.throws(() => parseImageManifest(m({ layers: [layer('a', 2)], annotations: { n: 1 } }), 'sha256:n'), /annotation 'n' is not a string/);
+  assert.throws(() => parseImageManifest(m({ layers: [layer('a', 2)], annotations: ['x'] }), 'sha256:a'), /'annotations' is not an object/);
+  assert.equal(parseImageManifest(m({ layers: [layer('a', 2)], annotations: null }), 'sha256:z').layers.length, 1);
+  assert.equal(parseImageManifest(m({ layers: [layer('a', 2)], annotations: { k: 'v'.repeat(1000) } }), 'sha256:ok').annotations?.k?.length, 1000);
+});
+
+test('maxJSONDepth: a deeply nested manifest is refused before JSON.parse holds the event loop', () => {
+  const deep = Buffer.from(`{"schemaVersion":2,"layers":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+  assert.throws(() => parseImageManifest(deep, 'sha256:deep'), (e: Error) => e instanceof LimitError && e.limit === 'maxJSONDepth' && /manifest sha256:deep nests JSON deeper than 64 levels/.test(e.message));
 });

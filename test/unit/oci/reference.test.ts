@@ -39,6 +39,8 @@ test('docker config credentials by host, auth field or username/password', () =>
   assert.deepEqual(credentialsFromDockerConfig(doc, 'id.test', 's'), { identityToken: 'refresh' });
   assert.equal(credentialsFromDockerConfig(doc, 'other.test', 's'), undefined);
   assert.throws(() => credentialsFromDockerConfig('{nope', 'x', "secret 'ns/creds'"), (e: Error) => e instanceof CredentialsError && /secret 'ns\/creds': invalid JSON/.test(e.message));
+  assert.throws(() => credentialsFromDockerConfig('[[]]', 'x.test', 's'), /s: expected a JSON object/);
+  assert.throws(() => credentialsFromDockerConfig('{"auths":[]}', 'x.test', 's'), /'auths' must be an object/);
   assert.throws(() => credentialsFromDockerConfig(JSON.stringify({ auths: { 'x.test': { auth: Buffer.from('nocolon').toString('base64') } } }), 'x.test', 's'), /not base64 of user:password/);
 });
 

@@ -8,7 +8,7 @@ import { DefaultLimits, LimitError, type Limits } from '../../../src/api/limits.
 import type { Descriptor } from '../../../src/oci/types.ts';
 import { prepareNotation } from '../../../src/verify/notation/index.ts';
 import { decodeCbor } from '../../../src/verify/notation/cose.ts';
-import { parseJSON } from '../../../src/verify/json.ts';
+import { parseJSON } from '../../../src/util/json.ts';
 import { EKU, parseCertificate } from '../../../src/verify/x509/certs.ts';
 import { buildChain } from '../../../src/verify/x509/chain.ts';
 import type { VerificationOutcome } from '../../../src/verify/types.ts';

@@ -1,4 +1,4 @@
-// JSON from signatures, registries and Secrets: JSON.parse has no nesting bound, so the depth is
+// JSON from registries, signatures and Secrets: JSON.parse has no nesting bound, so the depth is
 // checked first with one linear pass over the text (strings skipped), and a budget hit names the budget.
 import { LimitError } from '../api/limits.ts';
 
