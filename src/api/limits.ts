@@ -29,6 +29,8 @@ export interface Limits {
   maxCertificateSize: number;
   /** Certificates in one signature's chain, one chain annotation or one RFC 3161 token. */
   maxCertificates: number;
+  /** Certificates in a tenant's trust material: one verification Secret's trust stores, or one trusted root's CAs and TSAs. */
+  maxTrustedCertificates: number;
   /** Nesting depth of a CBOR document (COSE envelopes). */
   maxCBORDepth: number;
   /** Nesting depth of a JSON document (JWS envelopes, bundles, payloads, trust policies, signature manifests). */
@@ -62,6 +64,8 @@ export interface Limits {
   tarMaxPathLength: number;
   /** Components of one entry's path. */
   tarMaxPathDepth: number;
+  /** Characters of all verify.matchOIDCIdentity expressions together (compiling a 400 KB RE2 expression takes seconds). */
+  identityPatternsMaxLength: number;
   /** Milliseconds spent matching spec.ref.semverFilter against a tag list (JavaScript regular expressions backtrack). */
   semverFilterMaxTime: number;
 }
@@ -73,6 +77,7 @@ export const DefaultLimits: Limits = {
   maxEnvelopeSize: 4 << 20,
   maxCertificateSize: 64 << 10,
   maxCertificates: 16,
+  maxTrustedCertificates: 100,
   maxCBORDepth: 16,
   maxJSONDepth: 64,
   maxChainCandidates: 8,
@@ -89,6 +94,7 @@ export const DefaultLimits: Limits = {
   tarMaxHeaderSize: 1 << 20,
   tarMaxPathLength: 4096,
   tarMaxPathDepth: 256,
+  identityPatternsMaxLength: 16_384,
   semverFilterMaxTime: 1000,
 };
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { TrustMaterial } from '@sigstore/verify';
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { errorText, fail } from '../errors.ts';
@@ -55,6 +56,9 @@ export async function verifyCertificateChain(leaf: Cert, untrusted: Cert[], cas:
   if (live.length === 0) fail('chain-invalid', `no certificate authority in the trusted root is valid at ${at.toISOString()}`);
   let lastReason = 'no path to a trusted root';
   for (const ca of live) {
+    // One chain attempt per authority: let the event loop turn between them.
+    await nextTurn();
+    signal?.throwIfAborted();
     try {
       return await buildChain(leaf, untrusted, ca.certChain, { at, issuersMustBeCA: true, limits, ...(signal ? { signal } : {}) });
     } catch (err) {

@@ -1,5 +1,6 @@
 import * as asn1js from 'asn1js';
 import { RE2JS } from 're2js';
+import { DefaultLimits, LimitError } from '../../api/limits.ts';
 import { errorText, fail } from '../errors.ts';
 import type { OIDCIdentityMatch } from '../types.ts';
 import { certExtensions, extensionValue, type Cert } from '../x509/certs.ts';
@@ -47,6 +48,10 @@ export function compileGoRegexp(pattern: string): Matcher {
 }
 
 export function compileRules(rules: OIDCIdentityMatch[]): IdentityRule[] {
+  // Measured before anything is compiled: compiling is what costs.
+  const total = rules.reduce((n, r) => n + (typeof r.issuer === 'string' ? r.issuer.length : 0) + (typeof r.subject === 'string' ? r.subject.length : 0), 0);
+  const max = DefaultLimits.identityPatternsMaxLength;
+  if (total > max) throw new LimitError('identityPatternsMaxLength', `the matchOIDCIdentity expressions are ${total} characters long together, more than ${max}`);
   return rules.map((r, i) => {
     const compile = (field: 'issuer' | 'subject'): Matcher => {
       const value = r[field];

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
-import { DefaultLimits } from '../../api/limits.ts';
+import { DefaultLimits, LimitError } from '../../api/limits.ts';
 import { parseJSON } from '../../util/json.ts';
 import { parseCertificate, type Cert } from '../x509/certs.ts';
 import { tsaEKUProblem } from '../x509/timestamp.ts';
@@ -81,6 +81,10 @@ export function parseTrustedRoot(bytes: Buffer, source: string): TrustRoot {
   let timestampAuthorities: CertificateAuthority[];
   try {
     const root = TrustedRoot.fromJSON(json);
+    // Counted before any certificate is parsed: parsing (and a chain attempt per authority) is what costs.
+    const certs = [...root.certificateAuthorities, ...root.timestampAuthorities].reduce((n, a) => n + (a.certChain?.certificates.length ?? 0), 0);
+    const max = DefaultLimits.maxTrustedCertificates;
+    if (certs > max) throw new LimitError('maxTrustedCertificates', `its certificate and timestamp authorities hold ${certs} certificates, more than ${max}`);
     material = toTrustMaterial(root);
     certificateAuthorities = root.certificateAuthorities.map(authority);
     timestampAuthorities = root.timestampAuthorities.map(authority);

@@ -6,6 +6,7 @@
 // self-signed; tsa certs must be self-signed roots (self-issued). Global certs are checked against the
 // ca rule at load time and only their roots are used for tsa stores.
 
+import { DefaultLimits, LimitError } from '../../api/limits.ts';
 import { VerifyConfigError } from '../types.ts';
 import { certExtensions, isCA, isSelfIssued, isSelfSigned, issuanceError, KeyUsage, parseCertificates, type Cert } from '../x509/certs.ts';
 import type { TrustStoreType } from './trustpolicy.ts';
@@ -33,12 +34,15 @@ export function loadTrustStores(secretName: string, data: Record<string, Buffer>
   const named = new Map<string, StoreCert[]>();
   const global: StoreCert[] = [];
   const keys: { key: string; certs: Cert[] }[] = [];
+  const max = DefaultLimits.maxTrustedCertificates;
+  let total = 0;
   for (const key of Object.keys(data).sort()) {
     if (!CERT_KEY_RE.test(key)) continue;
     let certs: Cert[];
     try {
-      certs = parseCertificates(data[key]!);
+      certs = parseCertificates(data[key]!, undefined, max - total);
     } catch (e) {
+      if (e instanceof LimitError) throw new LimitError('maxTrustedCertificates', `secret ${secretName}: the trust stores hold more than ${max} certificates (key '${key}')`);
       throw new VerifyConfigError('invalid-certificate', `secret ${secretName}: key '${key}': failed to read the trusted certificate: ${(e as Error).message}`);
     }
     const m = NAMED_KEY_RE.exec(key);
@@ -54,6 +58,7 @@ export function loadTrustStores(secretName: string, data: Record<string, Buffer>
         );
       }
     }
+    total += certs.length;
     keys.push({ key, certs });
     if (m && type) {
       const id = `${type}:${m[2]}`;

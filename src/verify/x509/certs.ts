@@ -84,13 +84,18 @@ export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCert
 }
 
 /** All certificates in a PEM or DER blob (every PEM block counts; DER may be concatenated). */
-export function parseCertificates(data: Uint8Array, limits?: Pick<Limits, 'maxCertificateSize'>): Cert[] {
+export function parseCertificates(data: Uint8Array, limits?: Pick<Limits, 'maxCertificateSize'>, maxCount = Infinity): Cert[] {
   const text = Buffer.from(data).toString('latin1');
   const out: Cert[] = [];
+  // Counted before parsing the next one: parsing is what costs.
+  const room = () => {
+    if (out.length >= maxCount) throw new LimitError('maxTrustedCertificates', `more than ${maxCount} trusted certificates`);
+  };
   let sawPem = false;
   for (const m of text.matchAll(PEM_RE)) {
     sawPem = true;
     if (m[1] !== 'CERTIFICATE') continue;
+    room();
     const body = (m[2] ?? '').replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw new Error('invalid base64 in PEM block');
     out.push(parseCertificate(Buffer.from(body, 'base64'), limits));
@@ -104,6 +109,7 @@ export function parseCertificates(data: Uint8Array, limits?: Pick<Limits, 'maxCe
   while (rest.length > 0) {
     const len = derElementLength(rest);
     if (len <= 0 || len > rest.length) throw new Error('not a PEM or DER certificate');
+    room();
     out.push(parseCertificate(rest.subarray(0, len), limits));
     rest = rest.subarray(len);
   }

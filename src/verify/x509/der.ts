@@ -40,3 +40,23 @@ export function childrenOf(b: Uint8Array, parent: TLV): TLV[] {
   }
   return out;
 }
+
+/**
+ * The longest OBJECT IDENTIFIER (content bytes) under `root`, found without parsing: asn1js
+ * decodes an OID arc by arc, so a 200,000-arc OID holds the event loop for seconds. Walks
+ * constructed TLVs and OCTET STRINGs that wrap one (CMS eContent), iteratively.
+ */
+export function longestOID(b: Uint8Array, root: TLV): number {
+  let longest = 0;
+  const stack: TLV[] = [root];
+  for (let t = stack.pop(); t; t = stack.pop()) {
+    if (t.tag === 0x06) {
+      longest = Math.max(longest, t.end - t.start);
+      continue;
+    }
+    const wrapped = t.tag === 0x04 ? readTLV(b, t.start, t.end) : undefined;
+    if ((t.tag & 0x20) === 0 && !(wrapped && wrapped.end === t.end && (wrapped.tag & 0x20) !== 0)) continue;
+    stack.push(...childrenOf(b, (t.tag & 0x20) !== 0 ? t : { tag: 0x30, start: t.start, end: t.end }));
+  }
+  return longest;
+}

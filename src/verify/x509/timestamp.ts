@@ -30,7 +30,7 @@ import * as pkijs from 'pkijs';
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { parseCertificate, certExtensions, EKU, type Cert } from './certs.ts';
 import { buildChain, validateTimestampingChain } from './chain.ts';
-import { childrenOf, readTLV, type TLV } from './der.ts';
+import { childrenOf, longestOID, readTLV, type TLV } from './der.ts';
 
 /** Budgets and deadline for verifying a token. */
 export interface TimestampVerifyOptions {
@@ -119,9 +119,19 @@ function checkCertificateCount(b: Uint8Array, contentInfo: TLV | undefined, limi
   if (n > limits.maxCertificates) throw new LimitError('maxCertificates', `the RFC 3161 timestamp token carries ${n} certificates, more than ${limits.maxCertificates}`);
 }
 
+/** Real OIDs are a few dozen bytes; asn1js would spend seconds on a huge one. */
+const MaxOIDBytes = 128;
+
+function checkOIDs(b: Uint8Array, top: TLV | undefined): void {
+  const n = top ? longestOID(b, top) : 0;
+  if (n > MaxOIDBytes) throw new TimestampError(`cms: syntax error: invalid signed data: an OBJECT IDENTIFIER of ${n} bytes (longer than ${MaxOIDBytes})`);
+}
+
 export function parseTimestampToken(der: Uint8Array, limits?: Pick<Limits, 'maxCertificates' | 'maxCertificateSize'>): TimestampToken {
   const buf = Buffer.from(der);
-  checkCertificateCount(buf, readTLV(buf, 0), limits);
+  const top = readTLV(buf, 0);
+  checkCertificateCount(buf, top, limits);
+  checkOIDs(buf, top);
   const asn = asn1js.fromBER(new Uint8Array(buf).buffer);
   if (asn.offset === -1) throw new TimestampError(`cms: syntax error: invalid signed data: failed to convert from BER to DER: ${asn.result.error}`);
   let ci: pkijs.ContentInfo;
@@ -138,6 +148,7 @@ export function parseTimestampResponse(der: Uint8Array, limits?: Pick<Limits, 'm
   // TimeStampResp ::= SEQUENCE { status PKIStatusInfo, timeStampToken ContentInfo OPTIONAL }
   const top = readTLV(der, 0);
   checkCertificateCount(der, top ? childrenOf(der, top)[1] : undefined, limits);
+  checkOIDs(der, top);
   const asn = asn1js.fromBER(new Uint8Array(der).buffer);
   if (asn.offset === -1) throw new TimestampError(`not a DER TimeStampResp: ${asn.result.error}`);
   let resp: pkijs.TimeStampResp;

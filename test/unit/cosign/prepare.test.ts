@@ -8,7 +8,7 @@ import { generateKey, signLegacy } from '../../helpers/cosign-sign.ts';
 import { codes, prepareKeyless, prepareKeys, run, secret } from '../../helpers/cosign-verify.ts';
 import { cosignProvider } from '../../../src/verify/cosign/index.ts';
 import { VerifyConfigError } from '../../../src/verify/types.ts';
-import { compileGoRegexp } from '../../../src/verify/cosign/identity.ts';
+import { compileGoRegexp, compileRules } from '../../../src/verify/cosign/identity.ts';
 
 const isConfigError = (code: string, re: RegExp) => (e: unknown): boolean =>
   e instanceof VerifyConfigError && e.code === code && re.test(e.message);
@@ -74,6 +74,9 @@ test('Go RE2 syntax: leading (?i), (?P<name>), \\A \\z', () => {
   assert.throws(() => compileGoRegexp('^(dev)@x\\1$'), /invalid escape sequence/);
   assert.throws(() => compileGoRegexp('^(?=dev)dev$'), /invalid or unsupported Perl syntax/);
   assert.equal(compileGoRegexp('^(a+)+$').test(`${'a'.repeat(5000)}!`), false);
+  // Compiling is linear-ish but not free: all expressions together are bounded before any is compiled.
+  assert.throws(() => compileRules([{ issuer: 'x', subject: 'a'.repeat(16_384) }]), /more than 16384 \(limit identityPatternsMaxLength\)/);
+  assert.equal(compileRules([{ issuer: 'x', subject: 'a'.repeat(16_383) }]).length, 1);
 });
 
 test('fingerprint: stable for equal input; changes with keys, identities and trusted root', async () => {
