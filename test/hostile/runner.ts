@@ -89,9 +89,10 @@ export class Runner {
   }
 
   /**
-   * Runs every case: the shared ones `concurrency` at a time, then the solo ones alone; then each
-   * shared case whose process-level checks failed runs again alone, and that verdict stands (a
-   * stall or a delay spike in a batch says little about which case caused it).
+   * Runs every case: the shared ones `concurrency - 1` at a time, next to a lane that runs the solo
+   * ones one after the other (two risky inputs are never in flight together); then each case
+   * whose process-level checks failed runs again alone, and that verdict stands (a stall or a
+   * delay spike with several cases in flight says little about which one caused it).
    */
   async runAll(cases: HostileCase[], concurrency: number, onResult?: (r: CaseResult) => void): Promise<Map<string, CaseResult>> {
     const results = new Map<string, CaseResult>();
@@ -99,15 +100,19 @@ export class Runner {
       results.set(r.id, r);
       onResult?.(r);
     };
-    const shared = cases.filter((c) => !c.solo);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < shared.length) record(await this.run(shared[next++]!, shared[next - 1]!.id));
-      }),
-    );
-    for (const c of cases.filter((x) => x.solo)) record(await this.run(c, c.id));
-    for (const c of shared) {
+    const lane = async (list: HostileCase[], workers: number) => {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          while (next < list.length) {
+            const c = list[next++]!;
+            record(await this.run(c, c.id));
+          }
+        }),
+      );
+    };
+    await Promise.all([lane(cases.filter((c) => !c.solo), Math.max(1, concurrency - 1)), lane(cases.filter((c) => c.solo), 1)]);
+    for (const c of cases) {
       const first = results.get(c.id)!;
       if (first.processFailures.length === 0) continue;
       const again = await this.run(c, `${c.id}-r`);

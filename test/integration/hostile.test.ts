@@ -7,8 +7,9 @@
 // next to its input in test/hostile/cases/*.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { DefaultLimits, LimitFlags, type Limits } from '../../src/api/limits.ts';
 import { projectRoot } from '../helpers/shared.ts';
 import { corpus, countByCategory } from '../hostile/corpus.ts';
 import { mib } from '../hostile/monitor.ts';
@@ -24,6 +25,19 @@ if (!process.env.HOSTILE_ONLY) {
   assert.deepEqual(categories.sort(), (Object.keys(CategoryTitles) as Category[]).sort());
 }
 
+// docs/security.md's budget table is the user's reference: every budget, its default and its flag
+// exactly as src/api/limits.ts has them.
+test('docs/security.md lists every budget with the default and flag of src/api/limits.ts', () => {
+  const doc = readFileSync(path.join(projectRoot, 'docs/security.md'), 'utf8');
+  const units: Record<string, number> = { KiB: 1 << 10, MiB: 1 << 20, GiB: 1 << 30 };
+  const rows = new Map<string, { value: number; flag: string | undefined }>();
+  for (const m of doc.matchAll(/^\| `(\w+)` \| ([\d,]+) ?(KiB|MiB|GiB)?[^|]*\| (`--[\w-]+`|—) \|/gm)) {
+    rows.set(m[1]!, { value: Number(m[2]!.replaceAll(',', '')) * (m[3] ? units[m[3]]! : 1), flag: m[4] === '—' ? undefined : m[4]!.slice(3, -1) });
+  }
+  const want = Object.entries(DefaultLimits).map(([k, v]) => [k, { value: v, flag: LimitFlags[k as keyof Limits] }]);
+  assert.deepEqual(Object.fromEntries([...rows].sort()), Object.fromEntries(want.sort()));
+});
+
 describe(`hostile-input corpus (${cases.length} cases)`, { timeout: 1_800_000 }, () => {
   let world: World;
   let results = new Map<string, CaseResult>();
@@ -31,7 +45,7 @@ describe(`hostile-input corpus (${cases.length} cases)`, { timeout: 1_800_000 },
   let runner: Runner;
   const projectFiles = new Set(readdirSync(projectRoot));
 
-  // The whole corpus runs here (make test's --test-timeout would cut it at 15 minutes on a busy machine).
+  // The whole corpus runs here, under its own timeout (about 10 minutes on a busy 2-core machine).
   before(async () => {
     startedAt = Date.now();
     world = await startWorld(categories);
@@ -40,7 +54,7 @@ describe(`hostile-input corpus (${cases.length} cases)`, { timeout: 1_800_000 },
       const all = [...r.processFailures, ...r.failures];
       if (process.env.HOSTILE_VERBOSE) process.stderr.write(`${all.length ? 'FAIL' : 'ok  '} ${r.name} ${(r.ms / 1000).toFixed(1)}s ${JSON.stringify(r.phases)} delay=${r.window?.maxDelayS.toFixed(2)}s rss=${mib(r.window?.maxRssBytes ?? 0)} ${r.ready ? `ready=${r.ready.reason}: …${r.ready.message.slice(-300)}` : r.admission ? `api: ${r.admission.slice(0, 200)}` : ''}${r.cli ? ` cli=${r.cli.exit}: ${r.cli.output.replace(/\s+/g, ' ').slice(0, 200)}` : ''}${all.length ? `\n     ${all.join('\n     ')}` : ''}\n`);
     });
-  }, { timeout: 45 * 60_000 });
+  }, { timeout: 25 * 60_000 });
   after(async () => {
     await world?.stop();
   });

@@ -46,7 +46,7 @@ export function chainCases(): HostileCase[] {
     chainCase('tsa-shared-key-12', 'the same with 12 certificates (hours of path building without a bound)', 'notation-tsa', tsaBomb(12), ChainBounded, { item: 2, solo: true, cli: cliVerify(1, ChainBounded) }),
     chainCase('tsa-shared-key-40', 'the same with 40 certificates', 'notation-tsa', tsaBomb(40), ChainBounded, { item: 2, solo: true }),
     chainCase('tsa-shared-key-cose', 'a COSE signature whose countersignature carries 12 shared-key certificates', 'notation-tsa', tsaBomb(12, 'cose'), ChainBounded, { item: 2, solo: true }),
-    chainCase('tsa-cycle', 'an RFC 3161 token whose CA certificates issue each other (A→B→A)', 'notation-tsa', async (ctx) => countersignedBy(ctx, await issuanceCycle(), 'jws'), ChainBounded),
+    chainCase('tsa-cycle', 'an RFC 3161 token whose CA certificates issue each other (A→B→A)', 'notation-tsa', async (ctx) => countersignedBy(ctx, await issuanceCycle(), 'jws'), /timestamp countersignature.*certificate signed by unknown authority/),
     chainCase('x5c-shared-key', 'an x5c chain of a leaf and 64 certificates that share one subject and key', 'notation', async (ctx) => {
       const a = await unsignedArtifact(ctx);
       const bomb = await sharedKeyBomb(64);
@@ -74,8 +74,8 @@ export function chainCases(): HostileCase[] {
       attacker: 'tenant',
       profile: 'notation',
       attack: { kind: 'secret', secret: 'verify', data: async () => ({ 'trustpolicy.json': trustPolicy(['ca:hostile']), 'ca.hostile.pem': pem(...(await sharedKeyBomb(1000)).certs) }) },
-      expect: notVerified(/trusted|authenticity|certificate/i),
-      cli: cliVerify(1, /trusted|authenticity|certificate/i),
+      expect: notVerified(/trust stores hold more than 100 certificates.*limit maxTrustedCertificates/),
+      cli: cliVerify(2, /limit maxTrustedCertificates/),
     },
     {
       id: 'chain-trusted-root-ca-flood',
@@ -93,7 +93,7 @@ export function chainCases(): HostileCase[] {
           return { 'trusted_root.json': JSON.stringify(root) };
         },
       },
-      expect: notVerified(/chain|issuer|trusted|certificate|authorit/i),
+      expect: notVerified(/trusted_root\.json.*1000 certificates, more than 100 \(limit maxTrustedCertificates\)/),
     },
   ];
 }
