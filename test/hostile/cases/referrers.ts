@@ -3,10 +3,11 @@
 // and cosign `.sig` manifests with a thousand layers. At most --max-signatures candidates may be
 // examined, and listing them is bounded too.
 import { signLegacy } from '../../helpers/cosign-sign.ts';
-import { pushCosignSig, pushReferrer } from '../../helpers/push-signatures.ts';
+import { pushCosignSig } from '../../helpers/push-signatures.ts';
 import { send, sha256 } from '../server.ts';
 import { cliVerify, notVerified, type Attack, type CaseContext, type HostileCase } from '../types.ts';
 import { OCIIndex, OCIManifest } from './common.ts';
+import { pushBlob, pushRawManifest } from '../world.ts';
 import { unsignedArtifact } from './envelope.ts';
 
 const NotarySig = 'application/vnd.cncf.notary.signature';
@@ -38,6 +39,29 @@ function onReferrersTag(answer: (ctx: CaseContext, subject: string) => Buffer): 
 const indexOf = (n: number, artifactType = NotarySig, digest?: string): Buffer =>
   Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCIIndex, manifests: Array.from({ length: n }, (_, i) => ({ mediaType: OCIManifest, digest: digest ?? sha256(`missing-${i}`), size: 500, artifactType })) }));
 
+/**
+ * What pushReferrer does once per signature, for many: the signature manifests go up eight at a
+ * time, then the referrers tag (`sha256-<hex>`) is written once listing all of them.
+ */
+async function pushReferrers(ctx: CaseContext, subject: { digest: string; size: number; mediaType: string }, envelopes: Buffer[]): Promise<void> {
+  const reg = ctx.world.registry;
+  const empty = await pushBlob(reg, ctx.repo, Buffer.from('{}'));
+  const entries: object[] = new Array(envelopes.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = next++; i < envelopes.length; i = next++) {
+        const env = envelopes[i]!;
+        const layer = await pushBlob(reg, ctx.repo, env);
+        const manifest = { schemaVersion: 2, mediaType: OCIManifest, artifactType: NotarySig, config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 }, layers: [{ mediaType: 'application/jose+json', digest: layer, size: env.length }], subject };
+        const m = await pushRawManifest(reg, ctx.repo, sha256(Buffer.from(JSON.stringify(manifest))), manifest, OCIManifest);
+        entries[i] = { mediaType: OCIManifest, digest: m.digest, size: m.bytes.length, artifactType: NotarySig };
+      }
+    }),
+  );
+  await pushRawManifest(reg, ctx.repo, subject.digest.replace(':', '-'), { schemaVersion: 2, mediaType: OCIIndex, manifests: entries }, OCIIndex);
+}
+
 function refCase(id: string, title: string, profile: HostileCase['profile'], attack: Attack, message: RegExp, extra: Partial<HostileCase> = {}): HostileCase {
   return { id: `referrers-${id}`, category: 'referrers', title, attacker: 'registry', profile, viaHostile: attack.kind === 'serve', attack, expect: notVerified(message), ...extra };
 }
@@ -48,7 +72,7 @@ export function referrerCases(): HostileCase[] {
       kind: 'push',
       run: async (ctx) => {
         const a = await unsignedArtifact(ctx);
-        for (let i = 0; i < 200; i++) await pushReferrer(ctx.world.registry, ctx.repo, a.desc, NotarySig, Buffer.from(`{"bad":${i}}`), 'application/jose+json');
+        await pushReferrers(ctx, a.desc, Array.from({ length: 200 }, (_, i) => Buffer.from(`{"bad":${i}}`)));
       },
     }, Limited, { cli: cliVerify(1, Limited) }),
     refCase('notation-index-25000', 'a referrers index of 25,000 signature descriptors (missing manifests)', 'notation', onReferrersTag(() => indexOf(25_000)), /limit|max-signatures|exceed|cannot be found|not found/i),
