@@ -31,6 +31,8 @@ export interface Limits {
   maxCertificates: number;
   /** Certificates in a tenant's trust material: one verification Secret's trust stores, or one trusted root's CAs and TSAs. */
   maxTrustedCertificates: number;
+  /** Cosign public keys in one verification Secret (each signature may be tried against each key). */
+  maxPublicKeys: number;
   /** Nesting depth of a CBOR document (COSE envelopes). */
   maxCBORDepth: number;
   /** Nesting depth of a JSON document (JWS envelopes, bundles, payloads, trust policies, signature manifests). */
@@ -78,6 +80,7 @@ export const DefaultLimits: Limits = {
   maxCertificateSize: 64 << 10,
   maxCertificates: 16,
   maxTrustedCertificates: 100,
+  maxPublicKeys: 100,
   maxCBORDepth: 16,
   maxJSONDepth: 64,
   maxChainCandidates: 8,

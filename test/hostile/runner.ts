@@ -261,7 +261,7 @@ export class Runner {
     let outcome: RepoObject | undefined;
     if (reconciled) {
       try {
-        outcome = await world.board.until(ns, name, (o) => o.status?.lastHandledReconcileAt === token, 'the reconcile of the hostile input', 90_000, f.abort.signal);
+        outcome = await world.board.until(ns, name, (o) => o.status?.lastHandledReconcileAt === token, 'the reconcile of the hostile input', Math.max(90_000, parseTimeout(c.timeout ?? '20s') + 30_000), f.abort.signal);
       } catch (err) {
         r.noAnswer = true;
         (f.troubles.length ? r.processFailures : r.failures).push(`no answer from the controller: ${(err as Error).message}`);

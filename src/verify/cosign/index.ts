@@ -2,6 +2,7 @@
 // Sigstore trusted root. Signatures are cosign v3 Sigstore bundles (OCI referrers) first, then the
 // legacy `sha256-<hex>.sig` tag's simple-signing layers, tried by the shared loop (../signatures.ts).
 import { createHash } from 'node:crypto';
+import { DefaultLimits, LimitError } from '../../api/limits.ts';
 import { errorText, fail, VerificationError } from '../errors.ts';
 import { resolveLimits, verifySignatures, type Candidate } from '../signatures.ts';
 import type { PreparedVerifier, Provider, VerificationOutcome, VerifyConfig, VerifyOptions, VerifyTarget } from '../types.ts';
@@ -21,6 +22,9 @@ function loadKeys(config: VerifyConfig): VerificationKey[] {
   if (names.length === 0) {
     throw new VerifyConfigError('no-public-keys', `secret ${secret.name}: no key ending in '.pub' found (cosign public keys must use the .pub extension)`);
   }
+  // Counted before any is parsed; every signature may be tried against every key.
+  const max = DefaultLimits.maxPublicKeys;
+  if (names.length > max) throw new LimitError('maxPublicKeys', `secret ${secret.name}: ${names.length} keys ending in '.pub', more than ${max}`);
   return names.map((name) => {
     try {
       return parsePublicKeyPem(name, secret.data[name]!.toString('utf8'));

@@ -88,7 +88,7 @@ export function secretCases(): HostileCase[] {
     cosignSecret('pub-rsa-1024', 'a 1024-bit RSA key', () => ({ 'cosign.pub': generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'pem', type: 'spki' }).toString() }), /cosign\.pub|RSA|small|2048/),
     cosignSecret('pub-secp256k1', 'an ECDSA key on secp256k1', () => ({ 'cosign.pub': generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ format: 'pem', type: 'spki' }).toString() }), /cosign\.pub|curve|unsupported/),
     cosignSecret('pub-deep-asn1', 'a PUBLIC KEY block of 100,000 nested SEQUENCEs', () => ({ 'cosign.pub': `-----BEGIN PUBLIC KEY-----\n${derNested(100_000).toString('base64').replace(/.{64}/g, '$&\n')}\n-----END PUBLIC KEY-----\n` }), /cosign\.pub|key/i),
-    cosignSecret('key-flood', '4,000 public keys, none of them the signer', () => Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`k${i}.pub`, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'pem', type: 'spki' }).toString()])), /signature|key|limit/i, { solo: true }),
+    cosignSecret('key-flood', '4,000 public keys, none of them the signer', () => Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`k${i}.pub`, generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'pem', type: 'spki' }).toString()])), /4000 keys ending in '\.pub', more than 100 \(limit maxPublicKeys\)/, { solo: true }),
 
     // Sigstore trusted roots (keyless).
     rootSecret('missing-key', 'a trusted-root Secret without trusted_root.json', () => ({ 'root.json': '{}' }), /trusted_root\.json/, { cli: cliVerify(2, /trusted_root\.json/) }),
