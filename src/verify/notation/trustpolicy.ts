@@ -192,6 +192,8 @@ function validateCore(st: TrustPolicyStatement): void {
   validateTrustedIdentities(name, st.trustedIdentities);
 }
 
+const MaxDNLength = 4096;
+
 function validateTrustedIdentities(name: string, identities: string[]): void {
   if (identities.length > 1 && identities.includes('*')) {
     throw new TrustPolicyError(`trust policy statement "${name}" uses a wildcard trusted identity '*', a wildcard identity cannot be used in conjunction with other values`);
@@ -206,6 +208,8 @@ function validateTrustedIdentities(name: string, identities: string[]): void {
     const value = identity.slice(i + 1);
     if (prefix !== 'x509.subject') continue;
     if (value === '') throw new TrustPolicyError(`trust policy statement "${name}" has trusted identity "${identity}" without an identity value`);
+    // Real subjects are a few hundred characters; a 500 KB one took seconds to parse and to echo back in the error.
+    if (value.length > MaxDNLength) throw new TrustPolicyError(`trust policy statement "${name}" has a trusted identity of ${value.length} characters ("${identity.slice(0, 80)}…"), more than ${MaxDNLength}`);
     if (hasLoneSurrogate(value)) throw new TrustPolicyError(`trust policy statement "${name}" has trusted identity "${identity}" that is not valid Unicode (an unpaired surrogate)`);
     let dn: Map<string, string>;
     try {
