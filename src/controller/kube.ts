@@ -1,10 +1,11 @@
-// A small Kubernetes REST client on top of @kubernetes/client-node's KubeConfig (which handles
-// kubeconfig files, in-cluster config, client certs, tokens and exec plugins). We make the
-// requests ourselves so that watches are plain streams we control (resume, bookmarks, 410
-// relists) and status writes are exact merge patches.
+// A small Kubernetes REST client. We make the requests ourselves so that watches are plain
+// streams we control (resume, bookmarks, 410 relists) and status writes are exact merge
+// patches; where the server is and how to authenticate comes from kubeconfig.ts.
 import https from 'node:https';
 import http from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadRestConfig, type KubeOptions, type RestConfig } from './kubeconfig.ts';
+
+export type { KubeOptions } from './kubeconfig.ts';
 
 export class KubeError extends Error {
   readonly status: number;
@@ -22,45 +23,38 @@ export interface WatchEvent<T> {
   object: T;
 }
 
-export interface KubeOptions {
-  kubeconfig?: string;
-  context?: string;
-}
-
 export class Kube {
-  readonly kc: KubeConfig;
+  readonly config: RestConfig;
   readonly server: URL;
-  #agentHttps = new https.Agent({ keepAlive: true, maxSockets: 32 });
-  #agentHttp = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  // One pool for requests; watches get a connection each (they are long-lived).
+  readonly #agent: http.Agent;
+  readonly #watchAgent: http.Agent;
 
-  constructor(kc: KubeConfig) {
-    this.kc = kc;
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.server = new URL(cluster.server);
+  constructor(config: RestConfig) {
+    this.config = config;
+    this.server = config.server;
+    const tls = this.server.protocol === 'https:';
+    this.#agent = tls ? new https.Agent({ ...config.tls, keepAlive: true, maxSockets: 32 }) : new http.Agent({ keepAlive: true, maxSockets: 32 });
+    this.#watchAgent = tls ? new https.Agent({ ...config.tls, keepAlive: false }) : new http.Agent({ keepAlive: false });
   }
 
   static load(opts: KubeOptions = {}): Kube {
-    const kc = new KubeConfig();
-    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromDefault();
-    if (opts.context) kc.setCurrentContext(opts.context);
-    return new Kube(kc);
+    return new Kube(loadRestConfig(opts));
   }
 
-  async #options(method: string, path: string, headers: Record<string, string>): Promise<https.RequestOptions> {
-    const opts: https.RequestOptions = { headers: { ...headers } };
-    await this.kc.applyToHTTPSOptions(opts);
+  async #options(method: string, path: string, headers: Record<string, string>, agent: http.Agent): Promise<https.RequestOptions> {
     const base = this.server.pathname.replace(/\/+$/, '');
-    return {
-      ...opts,
+    const opts: https.RequestOptions = {
+      headers,
       method,
       protocol: this.server.protocol,
-      hostname: this.server.hostname,
+      hostname: this.server.hostname.replace(/^\[|\]$/g, ''),
       port: this.server.port || (this.server.protocol === 'https:' ? 443 : 80),
       path: `${base}${path}`,
-      agent: this.server.protocol === 'https:' ? this.#agentHttps : this.#agentHttp,
+      agent,
     };
+    await this.config.authenticate(opts);
+    return opts;
   }
 
   #transport() {
@@ -76,7 +70,7 @@ export class Kube {
       headers['content-type'] = contentType;
       headers['content-length'] = String(payload.length);
     }
-    const opts = await this.#options(method, path, headers);
+    const opts = await this.#options(method, path, headers, this.#agent);
     return new Promise<T>((resolve, reject) => {
       const req = this.#transport().request(opts, (res) => {
         const chunks: Buffer[] = [];
@@ -121,9 +115,9 @@ export class Kube {
    * only on a non-200 answer.
    */
   async watch<T>(path: string, onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal, accept = 'application/json'): Promise<void> {
-    const opts = await this.#options('GET', path, { accept });
+    const opts = await this.#options('GET', path, { accept }, this.#watchAgent);
     await new Promise<void>((resolve, reject) => {
-      const req = this.#transport().request({ ...opts, agent: false }, (res) => {
+      const req = this.#transport().request(opts, (res) => {
         if (res.statusCode !== 200) {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -171,7 +165,7 @@ export class Kube {
   }
 
   close(): void {
-    this.#agentHttps.destroy();
-    this.#agentHttp.destroy();
+    this.#agent.destroy();
+    this.#watchAgent.destroy();
   }
 }
