@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 // oci-source-controller: one executable, four subcommands.
+import module from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { UsageError } from './cli/args.ts';
 
 const usage = `Usage: oci-source-controller <command> [flags]
@@ -26,6 +29,18 @@ const commands: Record<string, () => Promise<Command>> = {
   demo: async () => import('./cli/demo.ts').then((m) => ({ usage: m.demoUsage, run: m.demoCommand })),
 };
 
+/**
+ * Short-lived commands keep V8's compiled code on disk between runs (Node's compile cache), so a
+ * second `pull` or `verify` skips most of the compiling. The directory is the user's own (a shared
+ * /tmp would let another user plant code); where it cannot be written, e.g. on a read-only root
+ * file system, Node leaves the cache off and nothing else changes. `run` does without: the cache
+ * would stay in memory for the life of the controller and it starts once.
+ */
+function enableCompileCache(): void {
+  const home = process.env.XDG_CACHE_HOME || (os.homedir() ? path.join(os.homedir(), '.cache') : '');
+  if (home) module.enableCompileCache(path.join(home, 'oci-source-controller', 'compile-cache'));
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
@@ -34,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = commands[cmd];
   if (!load) throw new UsageError(`unknown command '${cmd}'`);
+  if (cmd !== 'run') enableCompileCache();
   const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(command.usage);
