@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := $(shell hack/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: deps node_modules demo test typecheck unit integration bench build crds image
+.PHONY: deps node_modules demo test typecheck unit integration bench bench-scale build crds image
 
 deps: node_modules
 	hack/install-deps.sh
@@ -28,9 +28,17 @@ test: deps typecheck image
 demo: deps
 	node src/main.ts demo
 
+# Benchmarks against real peers, printed as ratios (bench/*.ts say what each compares).
+# bench-scale: N objects (default 20; e.g. make bench-scale N=1000 WINDOW=180), see bench/scale.ts.
 bench: deps build
 	hack/install-bench-deps.sh
 	node bench/run.ts
+	node bench/startup.ts
+	node bench/verify-throughput.ts
+	node bench/scale.ts
+
+bench-scale: deps build
+	node bench/scale.ts
 
 build: node_modules
 	npx tsc -p tsconfig.build.json

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 let clkTck: number | undefined;
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   clkTck ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
   return clkTck;
 }
@@ -16,6 +16,13 @@ export function cpuSeconds(pid: number, tid?: string): number {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+}
+
+/** CPU seconds used by the children this process has waited for (cutime + cstime). */
+export function childrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / ticksPerSecond();
 }
 
 /** Resident set size in bytes. */
