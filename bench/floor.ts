@@ -1,11 +1,15 @@
 // The physical floor of the steady state: a bare Node loop doing what a steady-state reconcile
-// must do and nothing else — one manifest HEAD per object per interval, spread evenly, with the
-// controller's HTTP client (undici, keep-alive pool). bench/scale.ts runs it as its own process
-// (type-stripped to plain JS first, as the controller runs compiled) and reads its CPU and RSS.
-//   node floor.mjs <registry base URL> <repository prefix> <N> <interval ms> <tag>
+// must do and nothing else — one manifest HEAD per object per interval, spread evenly.
+// bench/scale.ts runs it as its own process (transpiled to plain JS first, as the controller runs
+// compiled) and reads its CPU and RSS. Two clients:
+//   undici     the controller's client with its pool settings. undici closes the connection after
+//              every HEAD (undici#258, servers that send a body anyway), so each HEAD connects anew;
+//   node-http  node:http with a keep-alive agent: HEADs over one kept-alive connection.
+//   node floor.mjs <undici|node-http> <registry base URL> <repository prefix> <N> <interval ms> <tag>
+import http from 'node:http';
 import { Agent, request } from 'undici';
 
-const [base, prefix, n, intervalMs, tag] = process.argv.slice(2);
+const [client, base, prefix, n, intervalMs, tag] = process.argv.slice(2);
 const N = Number(n);
 const interval = Number(intervalMs);
 const accept = [
@@ -16,14 +20,31 @@ const accept = [
 ].join(', ');
 // The same pool settings as src/oci/client.ts.
 const dispatcher = new Agent({ connections: 16, keepAliveTimeout: 30_000 });
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 let done = 0;
 let failed = 0;
 
+function headNodeHttp(url: string): Promise<{ status: number; digest: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'HEAD', headers: { accept }, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, digest: res.headers['docker-content-digest'] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function head(i: number): Promise<void> {
+  const url = `${base}/v2/${prefix}${i}/manifests/${tag}`;
   try {
-    const res = await request(`${base}/v2/${prefix}${i}/manifests/${tag}`, { method: 'HEAD', headers: { accept }, dispatcher });
-    await res.body.dump();
-    if (res.statusCode !== 200 || !res.headers['docker-content-digest']) failed++;
+    let r: { status: number; digest: unknown };
+    if (client === 'undici') {
+      const res = await request(url, { method: 'HEAD', headers: { accept }, dispatcher });
+      await res.body.dump();
+      r = { status: res.statusCode, digest: res.headers['docker-content-digest'] };
+    } else r = await headNodeHttp(url);
+    if (r.status !== 200 || !r.digest) failed++;
     done++;
   } catch {
     failed++;

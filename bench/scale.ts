@@ -271,7 +271,7 @@ async function main(): Promise<void> {
     const floorJs = path.join(projectRoot, 'dist/bench/floor.mjs');
     mkdirSync(path.dirname(floorJs), { recursive: true });
     writeFileSync(floorJs, ts.transpileModule(readFileSync(path.join(import.meta.dirname, 'floor.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 } }).outputText);
-    const floorIdle = await startProcess({ name: 'floor', cmd: process.execPath, args: [floorJs, regRelay.url, Repo, '0', String(intervalMs), Tag], logFile: path.join(work, 'floor-idle.log') });
+    const floorIdle = await startProcess({ name: 'floor', cmd: process.execPath, args: [floorJs, 'undici', regRelay.url, Repo, '0', String(intervalMs), Tag], logFile: path.join(work, 'floor-idle.log') });
     await sleep(3000);
     const fiw = new CpuWindow(floorIdle.pid);
     fiw.start();
@@ -323,6 +323,7 @@ async function main(): Promise<void> {
     const m0 = await metrics(ctl.metricsPort);
     const k0 = kubeRelay.counts();
     const r0 = regRelay.counts();
+    const c0 = regRelay.connections();
     const hr0 = process.hrtime.bigint();
     win.start();
     const loadedRss = await sampleRss(ctl.proc.pid, windowS);
@@ -331,49 +332,62 @@ async function main(): Promise<void> {
     const m1 = await metrics(ctl.metricsPort);
     const kube = diffCounts(k0, kubeRelay.counts());
     const regc = diffCounts(r0, regRelay.counts());
+    const regConns = regRelay.connections() - c0;
     const reconciles = reconcileTotal(m1) - reconcileTotal(m0);
     const errors = reconcileErrors(m1) - reconcileErrors(m0);
-    const loaded = { ...(await memory(ctl)), rss: loadedRss };
+    const loaded = await memory(ctl);
     log(`steady state over ${used.wall.toFixed(0)} s: ${reconciles} reconciles (${errors} errors), CPU ${used.cpu.toFixed(2)} s (${used.threads})`);
     if (flags.heap) await heapSnapshot(ctl, `loaded (${N} objects)`);
     await ctl.proc.stop(30_000);
 
-    // The floor: the same N HEADs per interval from a bare loop, through the same relay.
-    const floor = await startProcess({ name: 'floor', cmd: process.execPath, args: [floorJs, regRelay.url, Repo, String(N), String(intervalMs), Tag], logFile: path.join(work, 'floor.log') });
-    stops.push(() => floor.stop());
-    await sleep(Math.min(10_000, intervalMs / 4));
-    const fw = new CpuWindow(floor.pid);
-    const f0 = regRelay.counts();
-    fw.start();
-    const floorLoadedRss = await sampleRss(floor.pid, windowS);
-    const fused = fw.stop();
-    const heads = sum(diffCounts(f0, regRelay.counts()));
-    await floor.stop();
-
+    // The floor: the same N HEADs per interval from a bare loop, through the same relay; with
+    // the controller's client, and over a kept-alive connection (what undici does not do for HEAD).
+    const floorS = Math.min(windowS, 90);
+    const floors: Record<string, { cpu: number; perHead: number; marginal: number; rss: number; heads: number; conns: number; threads: string }> = {};
+    for (const client of ['undici', 'node-http']) {
+      const floor = await startProcess({ name: 'floor', cmd: process.execPath, args: [floorJs, client, regRelay.url, Repo, String(N), String(intervalMs), Tag], logFile: path.join(work, `floor-${client}.log`) });
+      stops.push(() => floor.stop());
+      await sleep(Math.min(10_000, intervalMs / 4));
+      const fw = new CpuWindow(floor.pid);
+      const f0 = regRelay.counts();
+      const fc0 = regRelay.connections();
+      fw.start();
+      const rss = await sampleRss(floor.pid, floorS);
+      const fused = fw.stop();
+      const heads = sum(diffCounts(f0, regRelay.counts()));
+      const conns = regRelay.connections() - fc0;
+      await floor.stop();
+      floors[client] = { cpu: fused.cpu / fused.wall, perHead: fused.cpu / heads, marginal: (fused.cpu - floorIdleCpuRate * fused.wall) / heads, rss, heads, conns, threads: `${heads} HEADs in ${fused.wall.toFixed(0)} s; ${fused.threads}` };
+    }
+    const fl = floors.undici!;
+    const fk = floors['node-http']!;
+    const floorLoadedRss = fl.rss;
     const ours = { cpu: used.cpu / used.wall, perRec: used.cpu / reconciles, marginal: (used.cpu - idleCpuRate * used.wall) / reconciles };
-    const fl = { cpu: fused.cpu / fused.wall, perHead: fused.cpu / heads, marginal: (fused.cpu - floorIdleCpuRate * fused.wall) / heads };
     const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
     const msOf = (x: number) => `${(1000 * x).toFixed(2)} ms`;
     const perRec = (m: Map<string, number>) => (reconciles ? (sum(m) / reconciles).toFixed(2) : 'n/a');
     const detail = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
     console.log(`\nResults (N=${N}, interval ${flags.interval}, window ${windowS} s, load average now ${loadAverage()}):`);
-    row('', 'ours', 'floor', 'ratio');
-    row(`all ${N} Ready+SourceVerified after kubectl create`, `${readyS.toFixed(1)} s`);
-    row('steady state CPU, % of one core', pct(ours.cpu), pct(fl.cpu), ratio(ours.cpu, fl.cpu));
-    row('CPU per reconcile (floor: per HEAD)', msOf(ours.perRec), msOf(fl.perHead), ratio(ours.perRec, fl.perHead));
-    row('  the same without the idle process cost', msOf(ours.marginal), msOf(fl.marginal), ratio(ours.marginal, fl.marginal));
-    row('CPU idle (no objects), % of one core', pct(idleCpuRate), pct(floorIdleCpuRate), ratio(idleCpuRate, floorIdleCpuRate));
-    row('RSS idle (no objects; floor: node with undici loaded)', MiB(idle.rss), MiB(floorIdleRss), ratio(idle.rss, floorIdleRss));
-    row(`RSS loaded (${N} objects; median over the window)`, MiB(loaded.rss), MiB(floorLoadedRss), ratio(loaded.rss, floorLoadedRss));
-    row('apiserver requests per steady-state reconcile', perRec(kube), '0');
-    row('registry requests per steady-state reconcile', perRec(regc), '1.00');
+    const row3 = (what: string, o: string, f = '', r = '', k = '', rk = '') => console.log(`  ${what.padEnd(58)} ${o.padStart(12)} ${f.padStart(12)} ${r.padStart(8)} ${k.padStart(12)} ${rk.padStart(8)}`);
+    row3('', 'ours', 'floor', 'ratio', 'keep-alive', 'ratio');
+    row3(`all ${N} Ready+SourceVerified after kubectl create`, `${readyS.toFixed(1)} s`);
+    row3('steady state CPU, % of one core', pct(ours.cpu), pct(fl.cpu), ratio(ours.cpu, fl.cpu), pct(fk.cpu), ratio(ours.cpu, fk.cpu));
+    row3('CPU per reconcile (floor: per HEAD)', msOf(ours.perRec), msOf(fl.perHead), ratio(ours.perRec, fl.perHead), msOf(fk.perHead), ratio(ours.perRec, fk.perHead));
+    row3('  the same without the idle process cost', msOf(ours.marginal), msOf(fl.marginal), ratio(ours.marginal, fl.marginal), msOf(fk.marginal), ratio(ours.marginal, fk.marginal));
+    row3('CPU idle (no objects), % of one core', pct(idleCpuRate), pct(floorIdleCpuRate));
+    row3('RSS idle (no objects; floor: node with undici loaded)', MiB(idle.rss), MiB(floorIdleRss), ratio(idle.rss, floorIdleRss));
+    row3(`RSS loaded (${N} objects; median over the window)`, MiB(loadedRss), MiB(floorLoadedRss), ratio(loadedRss, floorLoadedRss), MiB(fk.rss), ratio(loadedRss, fk.rss));
+    row3('apiserver requests per steady-state reconcile', perRec(kube), '0');
+    row3('registry requests per steady-state reconcile', perRec(regc), '1.00', '', '1.00');
+    row3('new registry connections per steady-state reconcile', reconciles ? (regConns / reconciles).toFixed(2) : 'n/a', (fl.conns / fl.heads).toFixed(2), '', (fk.conns / fk.heads).toFixed(2));
+    console.log('  floor: a bare loop with the same HTTP client (undici: a new connection per HEAD); keep-alive: node:http over kept-alive connections');
     console.log(`  steady-state apiserver requests: ${detail(kube)}`);
     console.log(`  steady-state registry requests: ${detail(regc)}`);
     console.log(`  burst apiserver requests (${N} objects): ${detail(burstKube)}`);
     console.log(`  burst registry requests (${N} objects): ${detail(burstReg)}`);
     console.log(`  idle controller ${memLine(idle)}`);
-    console.log(`  loaded controller ${memLine(loaded)}`);
-    console.log(`  floor: ${heads} HEADs in ${fused.wall.toFixed(0)} s (${fused.threads})`);
+    console.log(`  loaded controller at the end of the window ${memLine(loaded)}`);
+    console.log(`  floor (undici): ${fl.threads}; floor (keep-alive): ${fk.threads}`);
     await stopAll();
     if (flags.profile) printProfiles(ctl, { idle: [idleHr0, idleHr1], steady: [hr0, hr1] }, reconciles);
   } finally {

@@ -13,6 +13,8 @@ export interface Relay {
   host: string;
   /** Requests seen so far by class ("GET secrets", "HEAD manifests", …). */
   counts(): Map<string, number>;
+  /** TCP connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -46,12 +48,15 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   };
   const server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, handler) : http.createServer(handler);
   server.keepAliveTimeout = 120_000;
+  let connections = 0;
+  server.on(o.tls ? 'secureConnection' : 'connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     counts: () => new Map(counts),
+    connections: () => connections,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
