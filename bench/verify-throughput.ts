@@ -127,9 +127,9 @@ async function main(): Promise<void> {
     const check = (o: { status: string; message: string }) => {
       if (o.status !== 'verified') throw new Error(`${name}: ${o.message}`);
     };
-    const v = await rate(`${name}: verify`, async (i) => check(await prepared.verify({ registry: cases[i]!.registry, descriptor: cases[i]!.descriptor }, { maxSignatures: 10 })));
+    const v = await rate(`${name}: verify`, async (i) => check(await prepared.verify({ registry: cases[i]!.registry, descriptor: cases[i]!.descriptor }, { limits: { maxSignatures: 10 } })));
     // What a reconcile does today: prepare (parse the Secret's trust material) and verify.
-    await rate(`${name}: prepare + verify`, async (i) => check(await (await provider.prepare(config)).verify({ registry: cases[i]!.registry, descriptor: cases[i]!.descriptor }, { maxSignatures: 10 })));
+    await rate(`${name}: prepare + verify`, async (i) => check(await (await provider.prepare(config)).verify({ registry: cases[i]!.registry, descriptor: cases[i]!.descriptor }, { limits: { maxSignatures: 10 } })));
     results.push([name, v, rawChecks]);
   }
   console.log(`\nRatios (load average now ${loadAverage()}; higher is worse):`);
