@@ -178,14 +178,16 @@ async function memory(c: Controller): Promise<Memory> {
 }
 const memLine = (m: Memory) => `RSS ${MiB(m.rss)} (file-backed ${MiB(m.file)}, anonymous ${MiB(m.anon)}): V8 heap used ${MiB(m.heapUsed)} of ${MiB(m.heapTotal)} committed (young generation ${MiB(m.newSpace)}), external ${MiB(m.external)}`;
 
-/** RSS samples every 5 s over `seconds`; resolves with the median. */
-async function sampleRss(pid: number, seconds: number): Promise<number> {
+/** RSS samples every 5 s over `seconds`: the median, and the series' first, min, max and last. */
+async function sampleRss(pid: number, seconds: number): Promise<{ median: number; series: string }> {
   const rss: number[] = [];
   for (let t = 0; t < seconds; t += 5) {
     await sleep(Math.min(5, seconds - t) * 1000);
     rss.push(rssBytes(pid));
   }
-  return rss.sort((a, b) => a - b)[Math.floor(rss.length / 2)]!;
+  const sorted = [...rss].sort((a, b) => a - b);
+  const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+  return { median: sorted[Math.floor(sorted.length / 2)]!, series: `first ${mb(rss[0]!)}, min ${mb(sorted[0]!)}, max ${mb(sorted.at(-1)!)}, last ${mb(rss.at(-1)!)} MB` };
 }
 
 async function pushArtifacts(reg: Registry, pub: ReturnType<typeof generateKey>): Promise<void> {
@@ -326,7 +328,7 @@ async function main(): Promise<void> {
     const c0 = regRelay.connections();
     const hr0 = process.hrtime.bigint();
     win.start();
-    const loadedRss = await sampleRss(ctl.proc.pid, windowS);
+    const { median: loadedRss, series: loadedSeries } = await sampleRss(ctl.proc.pid, windowS);
     const used = win.stop();
     const hr1 = process.hrtime.bigint();
     const m1 = await metrics(ctl.metricsPort);
@@ -352,7 +354,7 @@ async function main(): Promise<void> {
       const f0 = regRelay.counts();
       const fc0 = regRelay.connections();
       fw.start();
-      const rss = await sampleRss(floor.pid, floorS);
+      const rss = (await sampleRss(floor.pid, floorS)).median;
       const fused = fw.stop();
       const heads = sum(diffCounts(f0, regRelay.counts()));
       const conns = regRelay.connections() - fc0;
@@ -386,7 +388,7 @@ async function main(): Promise<void> {
     console.log(`  burst apiserver requests (${N} objects): ${detail(burstKube)}`);
     console.log(`  burst registry requests (${N} objects): ${detail(burstReg)}`);
     console.log(`  idle controller ${memLine(idle)}`);
-    console.log(`  loaded controller at the end of the window ${memLine(loaded)}`);
+    console.log(`  loaded controller RSS over the window: ${loadedSeries}; at the end ${memLine(loaded)}`);
     console.log(`  floor (undici): ${fl.threads}; floor (keep-alive): ${fk.threads}`);
     await stopAll();
     if (flags.profile) printProfiles(ctl, { idle: [idleHr0, idleHr1], steady: [hr0, hr1] }, reconciles);

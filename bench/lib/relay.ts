@@ -73,6 +73,8 @@ export function classifyKube(method: string, url: string): string {
   const rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : null;
   if (!rest) return `${method} ${u.pathname}`;
   if (rest[0] === 'namespaces' && rest.length >= 3) rest.splice(0, 2);
+  // Discovery (e.g. /apis/<group>/<version>): no resource.
+  if (!rest.length) return `${method} ${u.pathname}`;
   const [resource, name, sub] = rest;
   let verb = method;
   if (method === 'GET') verb = u.searchParams.get('watch') === '1' || u.searchParams.get('watch') === 'true' ? 'WATCH' : name ? 'GET' : 'LIST';
