@@ -40,8 +40,6 @@ export interface RestConfig {
   tls: https.AgentOptions;
   /** Namespace of the kubeconfig context, or the pod's namespace in a cluster. */
   namespace: string | undefined;
-  /** Where the configuration came from, for logs and errors. */
-  source: string;
   /** Puts the credentials on a request (Authorization and impersonation headers). */
   authenticate(req: https.RequestOptions): Promise<void>;
 }
@@ -91,7 +89,6 @@ export function inClusterConfig(e: Environment = processEnvironment()): RestConf
     server: new URL(`https://${net.isIPv6(host) ? `[${host}]` : host}:${port}`),
     tls: tlsOptions({ ca }),
     namespace,
-    source: 'in-cluster service account',
     authenticate: async (req) => setHeader(req, 'authorization', `Bearer ${await token.get()}`),
   };
 }
@@ -189,7 +186,7 @@ export function fromKubeconfigFiles(files: string[], context?: string): RestConf
   const serverName = cluster['tls-server-name'];
   const namespace = ctx.context?.namespace || undefined;
 
-  if (user.exec || user['auth-provider']) return delegated(merged, ctxName, server, namespace, where);
+  if (user.exec || user['auth-provider']) return delegated(merged, ctxName, server, namespace);
 
   const cert = user['client-certificate-data'] ? Buffer.from(user['client-certificate-data'], 'base64') : user['client-certificate'] ? readFileOrFail(user['client-certificate'], 'client-certificate') : undefined;
   const key = user['client-key-data'] ? Buffer.from(user['client-key-data'], 'base64') : user['client-key'] ? readFileOrFail(user['client-key'], 'client-key') : undefined;
@@ -208,7 +205,6 @@ export function fromKubeconfigFiles(files: string[], context?: string): RestConf
     server,
     tls: tlsOptions({ ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}), insecure, ...(serverName ? { serverName } : {}) }),
     namespace,
-    source: where,
     authenticate: async (req) => {
       const bearer = tokenFile ? await tokenFile.get() : user.token;
       if (bearer) setHeader(req, 'authorization', `Bearer ${bearer}`);
@@ -222,7 +218,7 @@ export function fromKubeconfigFiles(files: string[], context?: string): RestConf
  * exec plugins and auth providers: @kubernetes/client-node, imported on first use, sets the
  * request's credentials (and TLS options, for plugins that return client certificates).
  */
-function delegated(doc: KubeconfigDoc, context: string, server: URL, namespace: string | undefined, where: string): RestConfig {
+function delegated(doc: KubeconfigDoc, context: string, server: URL, namespace: string | undefined): RestConfig {
   let kc: Promise<import('@kubernetes/client-node').KubeConfig> | undefined;
   const load = async () => {
     const { KubeConfig } = await import('@kubernetes/client-node');
@@ -235,7 +231,6 @@ function delegated(doc: KubeconfigDoc, context: string, server: URL, namespace: 
     server,
     tls: {},
     namespace,
-    source: `${where} (credentials from @kubernetes/client-node)`,
     authenticate: async (req) => {
       kc ??= load();
       await (await kc).applyToHTTPSOptions(req);

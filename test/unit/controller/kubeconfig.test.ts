@@ -134,7 +134,7 @@ test('which configuration: --kubeconfig, then KUBECONFIG (merged, first wins, mi
   const sa = serviceAccount('sa-default', 'tok', 'ns1');
   const inCluster = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' };
   assert.equal(loadRestConfig({}, env({ home, serviceAccountDir: sa, env: inCluster })).server.host, '10.1.1.1', '~/.kube/config before in-cluster');
-  assert.equal(loadRestConfig({}, env({ home: path.join(dir, 'nohome'), serviceAccountDir: sa, env: inCluster })).source, 'in-cluster service account');
+  assert.equal(loadRestConfig({}, env({ home: path.join(dir, 'nohome'), serviceAccountDir: sa, env: inCluster })).server.href, 'https://10.0.0.1/', 'then in-cluster');
   assert.throws(() => loadRestConfig({ context: 'x' }, env({ serviceAccountDir: sa, env: inCluster })), /--context needs a kubeconfig/);
   assert.throws(() => loadRestConfig({}, env()), /no Kubernetes configuration found/);
 });
