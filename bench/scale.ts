@@ -83,6 +83,9 @@ const reconcileTotal = (m: Map<string, number>) => [...m].filter(([k]) => k.star
 const reconcileErrors = (m: Map<string, number>) => [...m].filter(([k]) => k.startsWith('controller_runtime_reconcile_total') && k.includes('result="error"')).reduce((a, [, v]) => a + v, 0);
 const metric = (m: Map<string, number>, name: string) => m.get(name) ?? NaN;
 
+/** --node-flags, which the floors get too: same runtime, same conditions. */
+const nodeFlagsOf = () => flags['node-flags']!.split(' ').filter(Boolean);
+
 interface Controller {
   proc: ManagedProcess;
   metricsPort: number;
@@ -97,7 +100,7 @@ async function startController(kubeconfig: string, dir: string): Promise<Control
   const metricsPort = await freePort();
   const storagePort = await freePort();
   const nodeFlags = [
-    ...flags['node-flags']!.split(' ').filter(Boolean),
+    ...nodeFlagsOf(),
     ...(flags.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profile')}`] : []),
     ...(flags.heap ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${path.join(dir, 'heap')}`] : []),
   ];
@@ -273,7 +276,7 @@ async function main(): Promise<void> {
     const floorJs = path.join(projectRoot, 'dist/bench/floor.mjs');
     mkdirSync(path.dirname(floorJs), { recursive: true });
     writeFileSync(floorJs, ts.transpileModule(readFileSync(path.join(import.meta.dirname, 'floor.ts'), 'utf8'), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2023 } }).outputText);
-    const floorIdle = await startProcess({ name: 'floor', cmd: process.execPath, args: [floorJs, 'undici', regRelay.url, Repo, '0', String(intervalMs), Tag], logFile: path.join(work, 'floor-idle.log') });
+    const floorIdle = await startProcess({ name: 'floor', cmd: process.execPath, args: [...nodeFlagsOf(), floorJs, 'undici', regRelay.url, Repo, '0', String(intervalMs), Tag], logFile: path.join(work, 'floor-idle.log') });
     await sleep(3000);
     const fiw = new CpuWindow(floorIdle.pid);
     fiw.start();
@@ -347,7 +350,7 @@ async function main(): Promise<void> {
     const floorS = Math.min(windowS, 90);
     const floors: Record<string, { cpu: number; perHead: number; marginal: number; rss: number; heads: number; conns: number; threads: string }> = {};
     for (const client of ['undici', 'node-http']) {
-      const floor = await startProcess({ name: 'floor', cmd: process.execPath, args: [floorJs, client, regRelay.url, Repo, String(N), String(intervalMs), Tag], logFile: path.join(work, `floor-${client}.log`) });
+      const floor = await startProcess({ name: 'floor', cmd: process.execPath, args: [...nodeFlagsOf(), floorJs, client, regRelay.url, Repo, String(N), String(intervalMs), Tag], logFile: path.join(work, `floor-${client}.log`) });
       stops.push(() => floor.stop());
       await sleep(Math.min(10_000, intervalMs / 4));
       const fw = new CpuWindow(floor.pid);
