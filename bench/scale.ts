@@ -11,7 +11,7 @@
 //   - the floor: a bare Node loop doing the same N manifest HEADs per interval with the same HTTP
 //     client (bench/floor.ts), its CPU and RSS, and ours ÷ floor.
 // Options (flags or environment): --n N (20), --window SECONDS (90), --interval DUR (1m),
-// --controller dist|src (dist when built: the image runs compiled JS), --profile (--cpu-prof over
+// --controller dist|src|PATH (dist when built: the image runs compiled JS; PATH: another build's main.js), --profile (--cpu-prof over
 // the window, summarised), --heap (heap snapshots idle and loaded, summarised by constructor),
 // --concurrent N (default: the controller's own default), --node-flags "…" (extra flags for the
 // controller's node, e.g. --max-semi-space-size=2). --n 0 measures the idle controller only.
@@ -53,7 +53,8 @@ const intervalMs = (() => {
   if (!m) throw new Error(`--interval must look like 30s or 1m`);
   return Number(m[1]) * (m[2] === 'm' ? 60_000 : 1000);
 })();
-const entry = flags.controller === 'dist' ? path.join(projectRoot, 'dist/src/main.js') : path.join(projectRoot, 'src/main.ts');
+// dist, src, or the path of another build's main.js (a before/after comparison from one tree).
+const entry = flags.controller === 'dist' ? path.join(projectRoot, 'dist/src/main.js') : flags.controller === 'src' ? path.join(projectRoot, 'src/main.ts') : path.resolve(flags.controller!);
 if (!existsSync(entry)) throw new Error(`${entry} not found (make build)`);
 const Namespace = 'bench';
 const Repo = 'bench/app-';

@@ -182,12 +182,15 @@ async function cloudCredentials(obj: OCIRepository, provider: CloudProviderName,
   }
 }
 
-/** Secret contents for the verifier; a missing Secret is a verification configuration error. */
-export async function verifySecretInput(reader: KubeReader, ns: string, name: string): Promise<SecretInput | null> {
+/** A Secret the verifier reads; a name no Secret can have is a verification configuration error. */
+export async function verifySecret(reader: KubeReader, ns: string, name: string): Promise<Secret | null> {
   if (!isDNS1123Subdomain(name)) throw new VerifyConfigError('secret-not-found', `secret name '${name}' is not a valid Kubernetes object name (a DNS-1123 subdomain); no such Secret can exist`);
-  const s = await reader.getSecret(ns, name);
-  if (!s) return null;
-  return { name: `${ns}/${name}`, data: secretData(s) };
+  return reader.getSecret(ns, name);
+}
+
+/** Secret contents for the verifier. */
+export function verifySecretInput(ns: string, s: Secret): SecretInput {
+  return { name: `${ns}/${s.metadata.name}`, data: secretData(s) };
 }
 
 /** Names of all Secrets an object depends on, so Secret changes can re-trigger it. */

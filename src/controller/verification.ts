@@ -5,7 +5,7 @@ import type { OCIRepository } from '../api/schema.ts';
 import type { RegistryReader } from '../oci/reader.ts';
 import type { Descriptor } from '../oci/types.ts';
 import { VerifyConfigError, type PreparedVerifier, type Provider, type ProviderName, type VerificationOutcome, type VerifyConfig } from '../verify/types.ts';
-import { verifySecretInput, type KubeReader } from './secrets.ts';
+import { verifySecret, verifySecretInput, type KubeReader, type Secret } from './secrets.ts';
 
 export function providerLabel(obj: OCIRepository): string {
   const v = obj.spec.verify;
@@ -13,25 +13,54 @@ export function providerLabel(obj: OCIRepository): string {
   return v.provider === 'cosign' && !v.secretRef ? 'cosign keyless' : v.provider;
 }
 
-/** Builds the provider input from the object's Secrets; missing Secrets are config errors. */
-export async function verifyConfig(obj: OCIRepository, getter: KubeReader): Promise<VerifyConfig> {
+/** The Secrets `spec.verify` names, read (from the Secret cache) but not decoded. */
+interface VerifySecrets {
+  secret?: Secret;
+  trustedRoot?: Secret;
+}
+
+/** Reads the object's verification Secrets; missing Secrets are config errors. */
+async function verifySecrets(obj: OCIRepository, getter: KubeReader): Promise<VerifySecrets> {
   const v = obj.spec.verify!;
   const ns = obj.metadata.namespace;
-  const config: VerifyConfig = { provider: v.provider };
+  const out: VerifySecrets = {};
   if (v.secretRef) {
-    const s = await verifySecretInput(getter, ns, v.secretRef.name);
+    const s = await verifySecret(getter, ns, v.secretRef.name);
     if (!s) throw new VerifyConfigError('secret-not-found', `verification secret '${ns}/${v.secretRef.name}' not found`);
-    config.secret = s;
+    out.secret = s;
   } else if (v.provider === 'notation') {
     throw new VerifyConfigError('secret-required', `spec.verify.secretRef is required for provider 'notation' (a Secret with trustpolicy.json and certificates)`);
   }
   if (v.trustedRootSecretRef) {
-    const s = await verifySecretInput(getter, ns, v.trustedRootSecretRef.name);
+    const s = await verifySecret(getter, ns, v.trustedRootSecretRef.name);
     if (!s) throw new VerifyConfigError('secret-not-found', `trusted root secret '${ns}/${v.trustedRootSecretRef.name}' not found`);
-    config.trustedRoot = s;
+    out.trustedRoot = s;
   }
+  return out;
+}
+
+/** Builds the provider input from the object's Secrets. */
+function verifyConfig(obj: OCIRepository, secrets: VerifySecrets): VerifyConfig {
+  const v = obj.spec.verify!;
+  const ns = obj.metadata.namespace;
+  const config: VerifyConfig = { provider: v.provider };
+  if (secrets.secret) config.secret = verifySecretInput(ns, secrets.secret);
+  if (secrets.trustedRoot) config.trustedRoot = verifySecretInput(ns, secrets.trustedRoot);
   if (v.matchOIDCIdentity) config.matchOIDCIdentity = v.matchOIDCIdentity;
   return config;
+}
+
+/**
+ * What a prepared verifier was built from: provider, identity rules and each Secret by name and
+ * resourceVersion. Undefined when a Secret has no resourceVersion (then nothing is reused).
+ */
+function preparedKey(obj: OCIRepository, secrets: VerifySecrets): string | undefined {
+  const v = obj.spec.verify!;
+  const ref = (s: Secret | undefined) => (s ? (s.metadata.resourceVersion ? `${s.metadata.name}@${s.metadata.resourceVersion}` : undefined) : '-');
+  const secret = ref(secrets.secret);
+  const root = ref(secrets.trustedRoot);
+  if (secret === undefined || root === undefined) return undefined;
+  return JSON.stringify([obj.metadata.namespace, v.provider, secret, root, v.matchOIDCIdentity ?? null]);
 }
 
 interface CacheEntry {
@@ -46,13 +75,36 @@ interface CacheEntry {
  */
 export class VerifyCache {
   #entries = new Map<string, CacheEntry>();
+  /**
+   * Trust material parsed once per Secret resourceVersion (keys, trust policy, certificates,
+   * trusted roots), shared by every object that references the same Secrets. A rotated Secret
+   * has a new resourceVersion, hence a new key; the old entry ages out (least recently used).
+   */
+  #prepared = new Map<string, PreparedVerifier>();
   readonly ttlMs: number;
   readonly maxEntries: number;
+  readonly maxPrepared: number;
   hits = 0;
   misses = 0;
-  constructor(ttlMs = 60 * 60_000, maxEntries = 10_000) {
+  constructor(ttlMs = 60 * 60_000, maxEntries = 10_000, maxPrepared = 1000) {
     this.ttlMs = ttlMs;
     this.maxEntries = maxEntries;
+    this.maxPrepared = maxPrepared;
+  }
+  preparedFor(key: string): PreparedVerifier | undefined {
+    const p = this.#prepared.get(key);
+    if (p) {
+      this.#prepared.delete(key);
+      this.#prepared.set(key, p);
+    }
+    return p;
+  }
+  keepPrepared(key: string, prepared: PreparedVerifier): void {
+    if (this.#prepared.size >= this.maxPrepared) {
+      const first = this.#prepared.keys().next().value;
+      if (first !== undefined) this.#prepared.delete(first);
+    }
+    this.#prepared.set(key, prepared);
   }
   static key(repo: string, digest: string, provider: ProviderName, fingerprint: string): string {
     return `${repo}@${digest}|${provider}|${fingerprint}`;
@@ -77,6 +129,7 @@ export class VerifyCache {
   }
   clear(): void {
     this.#entries.clear();
+    this.#prepared.clear();
   }
 }
 
@@ -102,10 +155,15 @@ export async function runVerification(args: {
   deadline?: string;
   log?: import('pino').Logger;
 }): Promise<VerifyStepResult> {
-  const config = await verifyConfig(args.obj, args.getter);
-  const provider = args.providers[config.provider];
-  const prepared = await provider.prepare(config);
-  const key = VerifyCache.key(`${args.client.registry}/${args.client.repository}`, args.descriptor.digest, config.provider, prepared.fingerprint);
+  const secrets = await verifySecrets(args.obj, args.getter);
+  const pkey = preparedKey(args.obj, secrets);
+  let prepared = pkey === undefined ? undefined : args.cache.preparedFor(pkey);
+  if (!prepared) {
+    const config = verifyConfig(args.obj, secrets);
+    prepared = await args.providers[config.provider].prepare(config);
+    if (pkey !== undefined) args.cache.keepPrepared(pkey, prepared);
+  }
+  const key = VerifyCache.key(`${args.client.registry}/${args.client.repository}`, args.descriptor.digest, prepared.provider, prepared.fingerprint);
   const hit = args.cache.get(key);
   if (hit) return { outcome: hit, prepared, cached: true };
   const outcome = await prepared.verify(

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Value } from '@sinclair/typebox/value';
 import { isDNS1123Subdomain, OCIRepositorySpec, type OCIRepository } from '../../../src/api/schema.ts';
-import { AuthConfigError, clientOptions, verifySecretInput, type KubeReader } from '../../../src/controller/secrets.ts';
+import { AuthConfigError, clientOptions, verifySecret, type KubeReader } from '../../../src/controller/secrets.ts';
 import { VerifyConfigError } from '../../../src/verify/types.ts';
 
 const bad = ['../../kube-system/secrets/x', 'a/b', 'Creds', 'creds?watch=true', 'creds%2F..', '-creds', 'creds.', '', 'a'.repeat(254)];
@@ -39,7 +39,7 @@ test('the controller refuses a bad name before any API request (objects stored b
   for (const spec of [{ secretRef: { name: '../x' } }, { certSecretRef: { name: 'a/b' } }, { proxySecretRef: { name: 'P' } }, { serviceAccountName: 'sa/../x' }]) {
     await assert.rejects(clientOptions(obj(spec), 'r.test', getter), (e: Error) => e instanceof AuthConfigError && /is not a valid Kubernetes object name \(a DNS-1123 subdomain/.test(e.message), JSON.stringify(spec));
   }
-  await assert.rejects(verifySecretInput(getter, 'default', '../keys'), (e: Error) => e instanceof VerifyConfigError && /not a valid Kubernetes object name/.test(e.message));
+  await assert.rejects(verifySecret(getter, 'default', '../keys'), (e: Error) => e instanceof VerifyConfigError && /not a valid Kubernetes object name/.test(e.message));
   assert.deepEqual(requests, []);
   // A ServiceAccount's imagePullSecrets are not checked by the apiserver: bad names are skipped.
   await clientOptions(obj({ serviceAccountName: 'builder' }), 'r.test', getter);
