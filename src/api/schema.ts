@@ -3,15 +3,10 @@
 // TypeScript types the controller uses. A unit test fails when crds/ drifts from this file.
 import { Kind as TypeBoxKind, Type, TypeRegistry, type Static, type TSchema } from '@sinclair/typebox';
 
-export const Group = 'source.ocisource.dev';
-export const Version = 'v1';
-export const Kind = 'OCIRepository';
-export const Plural = 'ocirepositories';
-export const Singular = 'ocirepository';
-export const ShortName = 'ocirepo';
-export const ApiVersion = `${Group}/${Version}`;
-export const Finalizer = 'finalizers.ocisource.dev';
-export const ReconcileRequestAnnotation = 'reconcile.ocisource.dev/requestedAt';
+// The API's names and the DNS-1123 check live in names.ts, which the controller imports without
+// loading TypeBox (~15 MB of RSS a running controller has no use for).
+export { ApiVersion, DNS1123SubdomainMaxLength, DNS1123SubdomainPattern, Finalizer, Group, isDNS1123Subdomain, Kind, Plural, ReconcileRequestAnnotation, ShortName, Singular, Version } from './names.ts';
+import { ApiVersion, DNS1123SubdomainMaxLength, DNS1123SubdomainPattern, Group, Kind, Plural, ShortName, Singular, Version } from './names.ts';
 
 // Kubernetes structural schemas want `enum` (not anyOf/const) and `additionalProperties` (not
 // patternProperties); these two kinds emit that and teach TypeBox's Value.Check to validate them.
@@ -31,18 +26,6 @@ const Doc = <T extends TSchema>(description: string, schema: T): T => ({ ...sche
 
 const DurationPattern = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 const TimeoutPattern = '^([0-9]+(\\.[0-9]+)?(ms|s|m))+$';
-
-// Names of Secrets and ServiceAccounts are DNS-1123 subdomains (what the apiserver accepts for
-// those objects). They are checked here, so the apiserver refuses a bad spec, and again before a
-// name goes into an API path (isDNS1123Subdomain), for objects stored before this check existed.
-export const DNS1123SubdomainPattern = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-export const DNS1123SubdomainMaxLength = 253;
-const dns1123Subdomain = new RegExp(DNS1123SubdomainPattern);
-
-/** True for a valid Kubernetes object name of the DNS-1123 subdomain kind (Secret, ServiceAccount). */
-export function isDNS1123Subdomain(name: string): boolean {
-  return name.length <= DNS1123SubdomainMaxLength && dns1123Subdomain.test(name);
-}
 
 const ObjectName = (description: string) => Type.String({ description, maxLength: DNS1123SubdomainMaxLength, pattern: DNS1123SubdomainPattern });
 

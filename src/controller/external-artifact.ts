@@ -11,7 +11,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, findCondition, removeCondition, setCondition, sortConditions } from '../api/conditions.ts';
-import { ApiVersion as OurApiVersion, Group as OurGroup, Kind as OurKind, type Artifact, type Condition, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
+import { ApiVersion as OurApiVersion, Group as OurGroup, Kind as OurKind } from '../api/names.ts';
+import type { Artifact, Condition, OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
 import { Informer, keyOf } from './informer.ts';
 import { KubeError, type Kube } from './kube.ts';
 

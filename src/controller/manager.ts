@@ -4,7 +4,8 @@
 // that reference them.
 import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
-import { ApiVersion, Finalizer, Group, Kind, Plural, ReconcileRequestAnnotation, Version, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
+import { ApiVersion, Finalizer, Group, Kind, Plural, ReconcileRequestAnnotation, Version } from '../api/names.ts';
+import type { OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
 import { RegistryClient } from '../oci/client.ts';
 import { Transport } from '../oci/transport.ts';
 import type { Storage } from '../storage/store.ts';

@@ -1,7 +1,8 @@
 // Writes to OCIRepository objects: status through the status subresource (only when it changed)
 // and finalizers, both as merge patches guarded by resourceVersion, retried after a conflict.
 import { isDeepStrictEqual } from 'node:util';
-import { Finalizer, Group, Plural, Version, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
+import { Finalizer, Group, Plural, Version } from '../api/names.ts';
+import type { OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
 import { KubeError, type Kube } from './kube.ts';
 
 export function objectPath(o: OCIRepository): string {

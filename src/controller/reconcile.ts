@@ -8,7 +8,8 @@
 import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, findCondition, rfc3339, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
 import { LimitError, type Limits } from '../api/limits.ts';
-import { ReconcileRequestAnnotation, type Condition, type OCIRepository, type OCIRepositoryStatus } from '../api/schema.ts';
+import { ReconcileRequestAnnotation } from '../api/names.ts';
+import type { Condition, OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
 import type { ClientOptions } from '../oci/client.ts';
 import { RegistryError } from '../oci/errors.ts';
 import type { RegistrySession } from '../oci/reader.ts';

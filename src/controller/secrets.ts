@@ -1,7 +1,8 @@
 // Turning Secrets referenced by an OCIRepository into registry client options and verifier
 // input. Every error names the Secret and key so the user knows what to fix; no Secret content
 // is ever put into a message or a log line.
-import { isDNS1123Subdomain, type OCIRepository } from '../api/schema.ts';
+import { isDNS1123Subdomain } from '../api/names.ts';
+import type { OCIRepository } from '../api/schema.ts';
 import { credentialsFromDockerConfig, CredentialsError, type Credentials } from '../oci/auth.ts';
 import type { ClientOptions, ProxyOptions, TLSOptions } from '../oci/client.ts';
 import { CloudAuthError, type CloudIdentity, type CloudProviderName } from '../oci/cloud/index.ts';
