@@ -32,6 +32,7 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --artifact-retention-records N    artifacts kept per object (default 2)
   --artifact-retention-ttl DUR      older artifacts are removed after this (default 1m)
   --artifact-max-size SIZE          max extracted size of an artifact, e.g. 512Mi; 0 = unlimited (default 512Mi)
+  --artifact-cache-max-size SIZE    memory for serving small artifacts (up to 1Mi each) from RAM; 0 = off (default 64Mi)
   --max-signatures N                signatures tried per artifact (default 10)
   --manifest-max-size SIZE          max size of a manifest, index or referrers page (default 4Mi)
   --max-tags N                      max tags listed for a semver ref, all pages (default 100000)
@@ -75,6 +76,8 @@ export interface ControllerConfig {
   retentionRecords: number;
   retentionTTLms: number;
   artifactMaxSize: number;
+  /** Bytes of small artifacts served from memory (0: off). */
+  artifactCacheMaxSize?: number;
   maxSignatures: number;
   /** Budgets set by flags other than the two above (src/api/limits.ts). */
   limits?: Partial<Limits>;
@@ -116,6 +119,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'artifact-retention-records': { type: 'string', default: '2' },
     'artifact-retention-ttl': { type: 'string', default: '1m' },
     'artifact-max-size': { type: 'string', default: '512Mi' },
+    'artifact-cache-max-size': { type: 'string', default: '64Mi' },
     'max-signatures': { type: 'string', default: '10' },
     'manifest-max-size': { type: 'string' },
     'max-tags': { type: 'string' },
@@ -177,6 +181,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     retentionRecords: int('artifact-retention-records', v['artifact-retention-records']!, 1),
     retentionTTLms: dur('artifact-retention-ttl', v['artifact-retention-ttl']!),
     artifactMaxSize: parseSize(v['artifact-max-size']!),
+    artifactCacheMaxSize: parseSize(v['artifact-cache-max-size']!),
     maxSignatures: int('max-signatures', v['max-signatures']!, 1),
     limits: {
       ...(v['manifest-max-size'] ? { manifestMaxSize: parseSize(v['manifest-max-size']) } : {}),
@@ -263,7 +268,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
   const [host, port] = parseAddr(cfg.storageAddr);
   // Storage needs the advertised address before the server starts; a port of 0 is resolved after.
   const storage = new Storage({ root: cfg.storagePath, retentionRecords: cfg.retentionRecords, retentionTTLms: cfg.retentionTTLms, advertisedAddr: cfg.storageAdvAddr ?? '' });
-  const artifacts = await startArtifactServer(storage, host, port);
+  const artifacts = await startArtifactServer(storage, host, port, cfg.artifactCacheMaxSize !== undefined ? { cacheMaxBytes: cfg.artifactCacheMaxSize } : {});
   if (!cfg.storageAdvAddr) {
     const advHost = host === '0.0.0.0' || host === '::' ? os.hostname() : host;
     storage.opts.advertisedAddr = `${advHost}:${artifacts.address.port}`;
@@ -288,12 +293,14 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
   });
   const transport = new Transport();
   metrics.observeTransport(transport);
+  const verifyCache = new VerifyCache();
+  metrics.observeCaches({ artifacts: () => artifacts.cache.stats(), verification: () => verifyCache.stats() });
   const manager = new Manager({
     kube,
     storage,
     log,
     providers: createProviders(),
-    verifyCache: new VerifyCache(),
+    verifyCache,
     metrics,
     cloud,
     transport,

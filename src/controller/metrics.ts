@@ -78,6 +78,50 @@ export class Metrics {
     });
   }
 
+  /**
+   * Reports the in-memory caches: the artifact server's (bounded by --artifact-cache-max-size) and
+   * verification results (bounded by entries; prepared trust material with them).
+   */
+  observeCaches(caches: { artifacts: () => { bytes: number; entries: number; hits: number; misses: number }; verification: () => { entries: number; prepared: number; hits: number; misses: number } }): void {
+    const r = [this.registry];
+    new Gauge({
+      name: 'ocisource_artifact_cache_bytes',
+      help: 'Bytes of small artifacts the artifact server holds in memory.',
+      registers: r,
+      collect() {
+        this.set(caches.artifacts().bytes);
+      },
+    });
+    new Gauge({
+      name: 'ocisource_cache_entries',
+      help: 'Entries of in-memory caches (artifact: served files; verification: results; prepared_verifier: parsed trust material).',
+      labelNames: ['cache'],
+      registers: r,
+      collect() {
+        const v = caches.verification();
+        this.set({ cache: 'artifact' }, caches.artifacts().entries);
+        this.set({ cache: 'verification' }, v.entries);
+        this.set({ cache: 'prepared_verifier' }, v.prepared);
+      },
+    });
+    // Counts kept by the caches themselves; exported as counters at each scrape.
+    new Counter({
+      name: 'ocisource_cache_requests_total',
+      help: 'Lookups of in-memory caches by result (hit, miss).',
+      labelNames: ['cache', 'result'],
+      registers: r,
+      collect() {
+        this.reset();
+        const a = caches.artifacts();
+        const v = caches.verification();
+        this.inc({ cache: 'artifact', result: 'hit' }, a.hits);
+        this.inc({ cache: 'artifact', result: 'miss' }, a.misses);
+        this.inc({ cache: 'verification', result: 'hit' }, v.hits);
+        this.inc({ cache: 'verification', result: 'miss' }, v.misses);
+      },
+    });
+  }
+
   /** Reports the pools of the registry transport. */
   observeTransport(transport: { pools: number }): void {
     this.#pools = () => transport.pools;

@@ -127,6 +127,9 @@ export class VerifyCache {
     }
     this.#entries.set(key, { outcome, at: now });
   }
+  stats(): { entries: number; prepared: number; hits: number; misses: number } {
+    return { entries: this.#entries.size, prepared: this.#prepared.size, hits: this.hits, misses: this.misses };
+  }
   clear(): void {
     this.#entries.clear();
     this.#prepared.clear();

@@ -13,6 +13,7 @@ const Route = new RegExp(`^/${KindDir}/([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]
 export interface ArtifactServer {
   server: http.Server;
   address: AddressInfo;
+  cache: SmallFileCache;
   close(): Promise<void>;
 }
 
@@ -36,32 +37,47 @@ export async function routeToFile(storage: Storage, urlPath: string): Promise<st
   return rel;
 }
 
+/** What the artifact cache holds and how it answered, for metrics. */
+export interface ArtifactCacheStats {
+  bytes: number;
+  entries: number;
+  hits: number;
+  misses: number;
+}
+
 /**
- * Small artifacts are served from memory. Files are immutable once written (named by digest,
- * replaced only by rename), so an entry keyed by inode, size and mtime can never be stale.
+ * Small artifacts are served from memory, within `maxBytes` (--artifact-cache-max-size; 0 turns
+ * the cache off). Files are immutable once written (named by digest, replaced only by rename), so
+ * an entry keyed by inode, size and mtime can never be stale. Least recently served goes first.
  */
-class SmallFileCache {
+export class SmallFileCache {
   #entries = new Map<string, { key: string; data: Buffer }>();
   #bytes = 0;
+  hits = 0;
+  misses = 0;
   readonly maxBytes: number;
   readonly maxFile: number;
   constructor(maxBytes = 64 << 20, maxFile = 1 << 20) {
     this.maxBytes = maxBytes;
-    this.maxFile = maxFile;
+    this.maxFile = Math.min(maxFile, maxBytes);
   }
   async get(p: string, st: { ino: number; size: number; mtimeMs: number }): Promise<Buffer | undefined> {
     if (st.size > this.maxFile) return undefined;
     const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
     const hit = this.#entries.get(p);
     if (hit?.key === key) {
+      this.hits++;
       // Refresh recency (Map keeps insertion order).
       this.#entries.delete(p);
       this.#entries.set(p, hit);
       return hit.data;
     }
+    this.misses++;
     const data = await readFile(p);
     if (data.length !== st.size) return undefined;
-    if (hit) this.#bytes -= hit.data.length;
+    // Another request may have filled the entry while this one read the file.
+    const held = this.#entries.get(p);
+    if (held) this.#bytes -= held.data.length;
     this.#entries.set(p, { key, data });
     this.#bytes += data.length;
     for (const [k, v] of this.#entries) {
@@ -71,10 +87,12 @@ class SmallFileCache {
     }
     return data;
   }
+  stats(): ArtifactCacheStats {
+    return { bytes: this.#bytes, entries: this.#entries.size, hits: this.hits, misses: this.misses };
+  }
 }
 
-export function handler(storage: Storage): http.RequestListener {
-  const cache = new SmallFileCache();
+export function handler(storage: Storage, cache = new SmallFileCache()): http.RequestListener {
   return (req, res) => {
     void serve(storage, cache, req, res).catch(() => {
       if (!res.headersSent) {
@@ -161,8 +179,9 @@ export function parseRange(h: string, size: number): [number, number] | null | '
   return [start, end];
 }
 
-export async function startArtifactServer(storage: Storage, host: string, port: number): Promise<ArtifactServer> {
-  const server = http.createServer({ keepAliveTimeout: 30_000 }, handler(storage));
+export async function startArtifactServer(storage: Storage, host: string, port: number, opts: { cacheMaxBytes?: number } = {}): Promise<ArtifactServer> {
+  const cache = new SmallFileCache(opts.cacheMaxBytes);
+  const server = http.createServer({ keepAliveTimeout: 30_000 }, handler(storage, cache));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -170,6 +189,7 @@ export async function startArtifactServer(storage: Storage, host: string, port: 
   return {
     server,
     address: server.address() as AddressInfo,
+    cache,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
