@@ -14,7 +14,8 @@
 // --controller dist|src|PATH (dist when built: the image runs compiled JS; PATH: another build's main.js), --profile (--cpu-prof over
 // the window, summarised), --heap (heap snapshots idle and loaded, summarised by constructor),
 // --concurrent N (default: the controller's own default), --node-flags "…" (extra flags for the
-// controller's node, e.g. --max-semi-space-size=2). --n 0 measures the idle controller only.
+// controller's node, e.g. --max-semi-space-size=2), --burst-only (stop after all are Ready: for
+// comparing --concurrent), --no-floor (skip the floors). --n 0 measures the idle controller only.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,6 +45,8 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: !!process.env.PROFILE },
     heap: { type: 'boolean', default: !!process.env.HEAP },
     'node-flags': { type: 'string', default: process.env.NODE_FLAGS || '' },
+    'burst-only': { type: 'boolean', default: !!process.env.BURST_ONLY },
+    'no-floor': { type: 'boolean', default: !!process.env.NO_FLOOR },
   },
 });
 const N = Number(flags.n);
@@ -322,6 +325,11 @@ async function main(): Promise<void> {
     const burstKube = diffCounts(kb, kubeRelay.counts());
     const burstReg = diffCounts(rb, regRelay.counts());
     log(`all ${N} Ready and SourceVerified ${readyS.toFixed(1)} s after kubectl create (kubectl create itself took ${created.toFixed(1)} s); controller CPU ${burst.cpu.toFixed(1)} s (${burst.threads})`);
+    if (flags['burst-only']) {
+      console.log(`  burst apiserver requests (${N} objects): ${[...burstKube].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      console.log(`  load average now ${loadAverage()}`);
+      return;
+    }
 
     // Steady state: nothing changes; every object is reconciled once per interval.
     await sleep(Math.min(15_000, intervalMs / 4));
@@ -350,7 +358,7 @@ async function main(): Promise<void> {
     // the controller's client, and over a kept-alive connection (what undici does not do for HEAD).
     const floorS = Math.min(windowS, 90);
     const floors: Record<string, { cpu: number; perHead: number; marginal: number; rss: number; heads: number; conns: number; threads: string }> = {};
-    for (const client of ['undici', 'node-http']) {
+    for (const client of flags['no-floor'] ? [] : ['undici', 'node-http']) {
       const floor = await startProcess({ name: 'floor', cmd: process.execPath, args: [...nodeFlagsOf(), floorJs, client, regRelay.url, Repo, String(N), String(intervalMs), Tag], logFile: path.join(work, `floor-${client}.log`) });
       stops.push(() => floor.stop());
       await sleep(Math.min(10_000, intervalMs / 4));
@@ -365,8 +373,9 @@ async function main(): Promise<void> {
       await floor.stop();
       floors[client] = { cpu: fused.cpu / fused.wall, perHead: fused.cpu / heads, marginal: (fused.cpu - floorIdleCpuRate * fused.wall) / heads, rss, heads, conns, threads: `${heads} HEADs in ${fused.wall.toFixed(0)} s; ${fused.threads}` };
     }
-    const fl = floors.undici!;
-    const fk = floors['node-http']!;
+    const none = { cpu: NaN, perHead: NaN, marginal: NaN, rss: NaN, heads: NaN, conns: NaN, threads: 'not run' };
+    const fl = floors.undici ?? none;
+    const fk = floors['node-http'] ?? none;
     const floorLoadedRss = fl.rss;
     const ours = { cpu: used.cpu / used.wall, perRec: used.cpu / reconciles, marginal: (used.cpu - idleCpuRate * used.wall) / reconciles };
     const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
