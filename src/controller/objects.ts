@@ -1,6 +1,5 @@
 // Writes to OCIRepository objects: status through the status subresource (only when it changed)
 // and finalizers, both as merge patches guarded by resourceVersion, retried after a conflict.
-import { isDeepStrictEqual } from 'node:util';
 import { Finalizer, Group, Plural, Version } from '../api/names.ts';
 import type { OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
 import { KubeError, type Kube } from './kube.ts';
@@ -19,7 +18,32 @@ export async function getOrNull<T>(kube: Kube, path: string): Promise<T | null> 
   }
 }
 
-const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v ?? {}));
+/**
+ * Whether two JSON values are equal as the apiserver would store them: key order is ignored and a
+ * key whose value is undefined counts as absent. Walks both once (no serialisation): this runs on
+ * every reconcile, and an unchanged status is the common case.
+ */
+export function sameJSON(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const y = b as unknown[];
+    if (a.length !== y.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJSON(a[i] ?? null, y[i] ?? null)) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (x[k] === undefined) continue;
+    n++;
+    if (!sameJSON(x[k], y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) n--;
+  return n === 0;
+}
 
 /**
  * Sets the status when it differs from the object's. On 409 Conflict the object is re-read: if
@@ -29,7 +53,7 @@ const plain = (v: unknown): unknown => JSON.parse(JSON.stringify(v ?? {}));
 export async function patchStatus(kube: Kube, obj: OCIRepository, status: OCIRepositoryStatus): Promise<OCIRepository> {
   let current = obj;
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (isDeepStrictEqual(plain(current.status), plain(status))) return current;
+    if (sameJSON(current.status ?? {}, status)) return current;
     const patch: Record<string, unknown> = { ...status };
     for (const k of Object.keys(current.status ?? {})) if (!(k in status)) patch[k] = null;
     try {
