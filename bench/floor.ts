@@ -4,8 +4,10 @@
 // compiled) and reads its CPU and RSS. Two clients:
 //   undici     the controller's client with its pool settings. undici closes the connection after
 //              every HEAD (undici#258, servers that send a body anyway), so each HEAD connects anew;
+//   undici-keepalive  the same with undici's `reset: false` request option, which overrides that
+//              close: what the controller's HEAD would cost over kept-alive connections;
 //   node-http  node:http with a keep-alive agent: HEADs over one kept-alive connection.
-//   node floor.mjs <undici|node-http> <registry base URL> <repository prefix> <N> <interval ms> <tag>
+//   node floor.mjs <undici|undici-keepalive|node-http> <registry base URL> <repository prefix> <N> <interval ms> <tag>
 import http from 'node:http';
 import { Agent, request } from 'undici';
 
@@ -39,8 +41,8 @@ async function head(i: number): Promise<void> {
   const url = `${base}/v2/${prefix}${i}/manifests/${tag}`;
   try {
     let r: { status: number; digest: unknown };
-    if (client === 'undici') {
-      const res = await request(url, { method: 'HEAD', headers: { accept }, dispatcher });
+    if (client === 'undici' || client === 'undici-keepalive') {
+      const res = await request(url, { method: 'HEAD', headers: { accept }, dispatcher, ...(client === 'undici-keepalive' ? { reset: false } : {}) });
       await res.body.dump();
       r = { status: res.statusCode, digest: res.headers['docker-content-digest'] };
     } else r = await headNodeHttp(url);

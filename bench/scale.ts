@@ -358,7 +358,7 @@ async function main(): Promise<void> {
     // the controller's client, and over a kept-alive connection (what undici does not do for HEAD).
     const floorS = Math.min(windowS, 90);
     const floors: Record<string, { cpu: number; perHead: number; marginal: number; rss: number; heads: number; conns: number; threads: string }> = {};
-    for (const client of flags['no-floor'] ? [] : ['undici', 'node-http']) {
+    for (const client of flags['no-floor'] ? [] : ['undici', 'undici-keepalive', 'node-http']) {
       const floor = await startProcess({ name: 'floor', cmd: process.execPath, args: [...nodeFlagsOf(), floorJs, client, regRelay.url, Repo, String(N), String(intervalMs), Tag], logFile: path.join(work, `floor-${client}.log`) });
       stops.push(() => floor.stop());
       await sleep(Math.min(10_000, intervalMs / 4));
@@ -376,6 +376,7 @@ async function main(): Promise<void> {
     const none = { cpu: NaN, perHead: NaN, marginal: NaN, rss: NaN, heads: NaN, conns: NaN, threads: 'not run' };
     const fl = floors.undici ?? none;
     const fk = floors['node-http'] ?? none;
+    const fu = floors['undici-keepalive'] ?? none;
     const floorLoadedRss = fl.rss;
     const ours = { cpu: used.cpu / used.wall, perRec: used.cpu / reconciles, marginal: (used.cpu - idleCpuRate * used.wall) / reconciles };
     const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
@@ -396,6 +397,7 @@ async function main(): Promise<void> {
     row3('registry requests per steady-state reconcile', perRec(regc), '1.00', '', '1.00');
     row3('new registry connections per steady-state reconcile', reconciles ? (regConns / reconciles).toFixed(2) : 'n/a', (fl.conns / fl.heads).toFixed(2), '', (fk.conns / fk.heads).toFixed(2));
     console.log('  floor: a bare loop with the same HTTP client (undici: a new connection per HEAD); keep-alive: node:http over kept-alive connections');
+    console.log(`  floor with undici's reset: false on HEAD (connections kept): CPU ${pct(fu.cpu)}, ${msOf(fu.perHead)} per HEAD (${msOf(fu.marginal)} without the idle cost), ${Number.isFinite(fu.heads) ? (fu.conns / fu.heads).toFixed(2) : 'n/a'} new connections per HEAD, RSS ${MiB(fu.rss)}`);
     console.log(`  steady-state apiserver requests: ${detail(kube)}`);
     console.log(`  steady-state registry requests: ${detail(regc)}`);
     console.log(`  burst apiserver requests (${N} objects): ${detail(burstKube)}`);
