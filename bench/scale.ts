@@ -432,3 +432,6 @@ function printProfiles(ctl: Controller, windows: { idle: [bigint, bigint]; stead
 }
 
 await main();
+// Everything started has been stopped; a handle left behind (a relay's or a client's socket)
+// must not keep the benchmark from ending.
+process.exit(process.exitCode ?? 0);
