@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RegistryReader } from '../src/oci/reader.ts';
 import type { Descriptor } from '../src/oci/types.ts';
-import { providers } from '../src/verify/providers.ts';
+import { createProviders } from '../src/verify/providers.ts';
 import type { PreparedVerifier, VerifyConfig } from '../src/verify/types.ts';
 import { MemoryRegistry, pushSigManifest } from '../test/helpers/cosign-registry.ts';
 import { generateKey, signLegacy } from '../test/helpers/cosign-sign.ts';
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     ['cosign .sig ECDSA P-256 key', cosignCases, 1],
   ] as const) {
     const { config, cases } = await setup();
-    const provider = providers[config.provider];
+    const provider = createProviders()[config.provider];
     const prepared: PreparedVerifier = await provider.prepare(config);
     const check = (o: { status: string; message: string }) => {
       if (o.status !== 'verified') throw new Error(`${name}: ${o.message}`);

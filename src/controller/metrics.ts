@@ -80,7 +80,7 @@ export class Metrics {
 
   /**
    * Reports the in-memory caches: the artifact server's (bounded by --artifact-cache-max-size) and
-   * verification results (bounded by entries; prepared trust material with them).
+   * verification results (bounded by entries), and how often trust material was parsed.
    */
   observeCaches(caches: { artifacts: () => { bytes: number; entries: number; hits: number; misses: number }; verification: () => { entries: number; prepared: number; hits: number; misses: number } }): void {
     const r = [this.registry];
@@ -94,14 +94,13 @@ export class Metrics {
     });
     new Gauge({
       name: 'ocisource_cache_entries',
-      help: 'Entries of in-memory caches (artifact: served files; verification: results; prepared_verifier: parsed trust material).',
+      help: 'Entries of in-memory caches (artifact: served files; verification: results).',
       labelNames: ['cache'],
       registers: r,
       collect() {
         const v = caches.verification();
         this.set({ cache: 'artifact' }, caches.artifacts().entries);
         this.set({ cache: 'verification' }, v.entries);
-        this.set({ cache: 'prepared_verifier' }, v.prepared);
       },
     });
     // Counts kept by the caches themselves; exported as counters at each scrape.
@@ -118,6 +117,15 @@ export class Metrics {
         this.inc({ cache: 'artifact', result: 'miss' }, a.misses);
         this.inc({ cache: 'verification', result: 'hit' }, v.hits);
         this.inc({ cache: 'verification', result: 'miss' }, v.misses);
+      },
+    });
+    new Counter({
+      name: 'ocisource_trust_material_parses_total',
+      help: 'Verification Secrets parsed into a prepared verifier (once per Secret resourceVersion, provider and identity rules).',
+      registers: r,
+      collect() {
+        this.reset();
+        this.inc(caches.verification().prepared);
       },
     });
   }

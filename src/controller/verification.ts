@@ -39,8 +39,12 @@ async function verifySecrets(obj: OCIRepository, getter: KubeReader): Promise<Ve
   return out;
 }
 
-/** Builds the provider input from the object's Secrets. */
-function verifyConfig(obj: OCIRepository, secrets: VerifySecrets): VerifyConfig {
+/** Builds the provider input from the object's Secrets; missing Secrets are config errors. */
+export async function verifyConfig(obj: OCIRepository, getter: KubeReader): Promise<VerifyConfig> {
+  return configFrom(obj, await verifySecrets(obj, getter));
+}
+
+function configFrom(obj: OCIRepository, secrets: VerifySecrets): VerifyConfig {
   const v = obj.spec.verify!;
   const ns = obj.metadata.namespace;
   const config: VerifyConfig = { provider: v.provider };
@@ -50,17 +54,42 @@ function verifyConfig(obj: OCIRepository, secrets: VerifySecrets): VerifyConfig 
   return config;
 }
 
+/** Stands for "no such Secret" in the prepared-verifier map. */
+const NoSecret: Secret = { metadata: { name: '' } };
+
 /**
- * What a prepared verifier was built from: provider, identity rules and each Secret by name and
- * resourceVersion. Undefined when a Secret has no resourceVersion (then nothing is reused).
+ * Prepared verifiers (parsed keys, trust policy, certificates, trusted roots) by the Secret
+ * objects they were built from. The Secret cache hands out the same object until the metadata
+ * watch reports a new resourceVersion, so trust material is parsed once per resourceVersion and
+ * shared by every object that references the Secret; weak keys let an entry go with the Secret
+ * contents the cache drops. Within one pair of Secrets, by provider and identity rules.
  */
-function preparedKey(obj: OCIRepository, secrets: VerifySecrets): string | undefined {
-  const v = obj.spec.verify!;
-  const ref = (s: Secret | undefined) => (s ? (s.metadata.resourceVersion ? `${s.metadata.name}@${s.metadata.resourceVersion}` : undefined) : '-');
-  const secret = ref(secrets.secret);
-  const root = ref(secrets.trustedRoot);
-  if (secret === undefined || root === undefined) return undefined;
-  return JSON.stringify([obj.metadata.namespace, v.provider, secret, root, v.matchOIDCIdentity ?? null]);
+class PreparedVerifiers {
+  #bySecrets = new WeakMap<Secret, WeakMap<Secret, Map<string, PreparedVerifier>>>();
+  /** Distinct (provider, identity rules) per pair of Secrets; keyless objects share one pair. */
+  static readonly MaxPerSecrets = 1000;
+
+  #slot(obj: OCIRepository, secrets: VerifySecrets): { map: Map<string, PreparedVerifier>; key: string } {
+    const a = secrets.secret ?? NoSecret;
+    const b = secrets.trustedRoot ?? NoSecret;
+    let inner = this.#bySecrets.get(a);
+    if (!inner) this.#bySecrets.set(a, (inner = new WeakMap()));
+    let map = inner.get(b);
+    if (!map) inner.set(b, (map = new Map()));
+    const v = obj.spec.verify!;
+    return { map, key: JSON.stringify([v.provider, v.matchOIDCIdentity ?? null]) };
+  }
+
+  get(obj: OCIRepository, secrets: VerifySecrets): PreparedVerifier | undefined {
+    const { map, key } = this.#slot(obj, secrets);
+    return map.get(key);
+  }
+
+  set(obj: OCIRepository, secrets: VerifySecrets, prepared: PreparedVerifier): void {
+    const { map, key } = this.#slot(obj, secrets);
+    if (map.size >= PreparedVerifiers.MaxPerSecrets) map.clear();
+    map.set(key, prepared);
+  }
 }
 
 interface CacheEntry {
@@ -75,36 +104,20 @@ interface CacheEntry {
  */
 export class VerifyCache {
   #entries = new Map<string, CacheEntry>();
-  /**
-   * Trust material parsed once per Secret resourceVersion (keys, trust policy, certificates,
-   * trusted roots), shared by every object that references the same Secrets. A rotated Secret
-   * has a new resourceVersion, hence a new key; the old entry ages out (least recently used).
-   */
-  #prepared = new Map<string, PreparedVerifier>();
+  /** Trust material parsed once per Secret resourceVersion (see PreparedVerifiers). */
+  readonly prepared = new PreparedVerifiers();
+  #preparedCount = 0;
   readonly ttlMs: number;
   readonly maxEntries: number;
-  readonly maxPrepared: number;
   hits = 0;
   misses = 0;
-  constructor(ttlMs = 60 * 60_000, maxEntries = 10_000, maxPrepared = 1000) {
+  constructor(ttlMs = 60 * 60_000, maxEntries = 10_000) {
     this.ttlMs = ttlMs;
     this.maxEntries = maxEntries;
-    this.maxPrepared = maxPrepared;
   }
-  preparedFor(key: string): PreparedVerifier | undefined {
-    const p = this.#prepared.get(key);
-    if (p) {
-      this.#prepared.delete(key);
-      this.#prepared.set(key, p);
-    }
-    return p;
-  }
-  keepPrepared(key: string, prepared: PreparedVerifier): void {
-    if (this.#prepared.size >= this.maxPrepared) {
-      const first = this.#prepared.keys().next().value;
-      if (first !== undefined) this.#prepared.delete(first);
-    }
-    this.#prepared.set(key, prepared);
+  /** Counts trust-material parses, for metrics. */
+  countPrepared(): void {
+    this.#preparedCount++;
   }
   static key(repo: string, digest: string, provider: ProviderName, fingerprint: string): string {
     return `${repo}@${digest}|${provider}|${fingerprint}`;
@@ -128,11 +141,10 @@ export class VerifyCache {
     this.#entries.set(key, { outcome, at: now });
   }
   stats(): { entries: number; prepared: number; hits: number; misses: number } {
-    return { entries: this.#entries.size, prepared: this.#prepared.size, hits: this.hits, misses: this.misses };
+    return { entries: this.#entries.size, prepared: this.#preparedCount, hits: this.hits, misses: this.misses };
   }
   clear(): void {
     this.#entries.clear();
-    this.#prepared.clear();
   }
 }
 
@@ -159,12 +171,12 @@ export async function runVerification(args: {
   log?: import('pino').Logger;
 }): Promise<VerifyStepResult> {
   const secrets = await verifySecrets(args.obj, args.getter);
-  const pkey = preparedKey(args.obj, secrets);
-  let prepared = pkey === undefined ? undefined : args.cache.preparedFor(pkey);
+  let prepared = args.cache.prepared.get(args.obj, secrets);
   if (!prepared) {
-    const config = verifyConfig(args.obj, secrets);
+    const config = configFrom(args.obj, secrets);
     prepared = await args.providers[config.provider].prepare(config);
-    if (pkey !== undefined) args.cache.keepPrepared(pkey, prepared);
+    args.cache.prepared.set(args.obj, secrets, prepared);
+    args.cache.countPrepared();
   }
   const key = VerifyCache.key(`${args.client.registry}/${args.client.repository}`, args.descriptor.digest, prepared.provider, prepared.fingerprint);
   const hit = args.cache.get(key);

@@ -27,7 +27,7 @@ function setup() {
     ({ apiVersion: 'source.ocisource.dev/v1', kind: 'OCIRepository', metadata: { name, namespace: 'default', generation: 1 }, spec: { url: `oci://r.test/${name}`, interval: '1m', verify: { provider: 'cosign', secretRef: { name: secret } } } }) as OCIRepository;
   const run = (o: OCIRepository, digest = 'sha256:aa') =>
     runVerification({ obj: o, getter, providers, cache, client: { registry: 'r.test', repository: o.metadata.name } as RegistryReader, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1 }, limits: {} });
-  return { prepared, put, secrets, run, obj, cache };
+  return { prepared, put, secrets, run, obj, cache, providers };
 }
 
 test('a prepared verifier is reused across reconciles and objects until the Secret changes', async () => {
@@ -49,22 +49,20 @@ test('a prepared verifier is reused across reconciles and objects until the Secr
   assert.equal(w.prepared.length, 3);
 });
 
-test('a Secret without a resourceVersion is parsed every time (nothing to key a reuse on)', async () => {
+test('a Secret read anew (the reader hands out a new object) is parsed anew', async () => {
   const w = setup();
-  w.secrets.set('default/keys', { metadata: { name: 'keys', namespace: 'default' }, data: { 'cosign.pub': Buffer.from('k').toString('base64') } });
-  await w.run(w.obj('a'));
-  await w.run(w.obj('a'));
+  const fresh: KubeReader = { getSecret: async () => ({ metadata: { name: 'keys', namespace: 'default', resourceVersion: '1' }, data: { 'cosign.pub': Buffer.from('k').toString('base64') } }), getServiceAccount: async () => null };
+  const o = w.obj('a');
+  for (let i = 0; i < 2; i++) await runVerification({ obj: o, getter: fresh, providers: w.providers, cache: w.cache, client: { registry: 'r.test', repository: 'a' } as RegistryReader, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: 'sha256:aa', size: 1 }, limits: {} });
   assert.equal(w.prepared.length, 2);
 });
 
-test('the prepared verifiers are bounded (least recently used goes first)', async () => {
-  const cache = new VerifyCache(60_000, 100, 2);
-  const p = { provider: 'cosign' as const, fingerprint: 'f', notes: [], verify: async () => { throw new Error('unused'); } };
-  cache.keepPrepared('a', p);
-  cache.keepPrepared('b', p);
-  assert.ok(cache.preparedFor('a'));
-  cache.keepPrepared('c', p);
-  assert.ok(cache.preparedFor('a'));
-  assert.equal(cache.preparedFor('b'), undefined);
-  assert.ok(cache.preparedFor('c'));
+test('keyless objects with the same identity rules share one prepared verifier; other rules get their own', async () => {
+  const w = setup();
+  const keyless = (name: string, subject: string): OCIRepository => ({ ...w.obj(name), spec: { ...w.obj(name).spec, verify: { provider: 'cosign', matchOIDCIdentity: [{ issuer: 'i', subject }] } } }) as OCIRepository;
+  await w.run(keyless('a', 's1'));
+  await w.run(keyless('b', 's1'));
+  await w.run(keyless('c', 's2'));
+  assert.equal(w.prepared.length, 2);
+  assert.equal(w.cache.stats().prepared, 2);
 });
