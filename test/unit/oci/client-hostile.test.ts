@@ -242,3 +242,28 @@ describe('credentials go to the registry origin only', () => {
     assert.equal(plain[0]!.auth, undefined, 'no credentials over plain HTTP after the redirect');
   });
 });
+
+test('steady state: repeated manifest HEADs reuse one connection (undici would close it after each HEAD)', async () => {
+  const digest = `sha256:${'b'.repeat(64)}`;
+  let connections = 0;
+  const srv = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digest, 'content-length': '1234' }).end();
+  });
+  srv.on('connection', () => connections++);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const host = `127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+  const own = new Transport();
+  try {
+    const c = new RegistryClient({ registry: host, apiHost: host, repository: 'x/y' }, { transport: own, insecure: true });
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await c.head('v1'))?.digest, digest);
+      // Reconciles of one object are an interval apart: let the pool take the connection back.
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(connections, 1);
+  } finally {
+    await own.close();
+    srv.closeAllConnections();
+    srv.close();
+  }
+});
