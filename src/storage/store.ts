@@ -54,6 +54,11 @@ export class Storage {
   readonly opts: StorageOptions;
   /** Digest of each file by (inode, size, mtime): an unchanged file is never re-hashed. */
   #digests = new Map<string, DigestCacheEntry>();
+  /**
+   * Object directories whose last collection left only kept files, with that keep set: collecting
+   * again with the same set finds nothing until we write there, so the steady state skips the listing.
+   */
+  #collected = new Map<string, string>();
 
   constructor(opts: StorageOptions) {
     this.root = path.resolve(opts.root);
@@ -102,6 +107,7 @@ export class Storage {
   async writeAtomic(rel: string, produce: (tmpPath: string) => Promise<{ digest: string; size: number }>): Promise<StoredFile> {
     const target = this.abs(rel);
     const dir = path.dirname(target);
+    this.#collected.delete(dir);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -162,6 +168,7 @@ export class Storage {
   async setLatest(rel: string): Promise<string> {
     const target = this.abs(rel);
     const link = path.join(path.dirname(target), LatestName);
+    this.#collected.delete(path.dirname(target));
     const tmp = `${link}.${randomBytes(4).toString('hex')}.tmp`;
     await symlink(path.basename(target), tmp);
     await rename(tmp, link);
@@ -177,12 +184,15 @@ export class Storage {
   async garbageCollect(namespace: string, name: string, keep: readonly string[], now = Date.now()): Promise<string[]> {
     const dirRel = this.objectDir(namespace, name);
     const dir = this.abs(dirRel);
+    const keepKey = [...keep].sort().join('\n');
+    if (this.#collected.get(dir) === keepKey) return [];
     let names: string[];
     try {
       names = await readdir(dir);
     } catch {
       return [];
     }
+    let pending = false;
     const kept = new Set(keep);
     let keptPresent = 0;
     const files: { rel: string; mtime: number }[] = [];
@@ -199,6 +209,7 @@ export class Storage {
         // Leftover from a crash mid-write: safe to remove once it is clearly stale.
         const st = await lstat(path.join(dir, n)).catch(() => null);
         if (st && now - st.mtimeMs > 10 * 60_000) await rm(path.join(dir, n), { force: true });
+        else if (st) pending = true;
       }
     }
     files.sort((a, b) => b.mtime - a.mtime);
@@ -210,6 +221,8 @@ export class Storage {
       this.#digests.delete(this.abs(f.rel));
       removed.push(f.rel);
     }
+    if (!pending && removed.length === files.length) this.#collected.set(dir, keepKey);
+    else this.#collected.delete(dir);
     return removed;
   }
 
@@ -217,6 +230,7 @@ export class Storage {
   async removeObject(namespace: string, name: string): Promise<void> {
     const dir = this.abs(this.objectDir(namespace, name));
     await rm(dir, { recursive: true, force: true });
+    this.#collected.delete(dir);
     for (const k of this.#digests.keys()) if (k.startsWith(dir + path.sep)) this.#digests.delete(k);
   }
 

@@ -114,6 +114,28 @@ test('garbage collection keeps the current artifact and the newest within the re
   assert.equal(existsSync(storage.abs('ocirepository/default/gc')), false);
 });
 
+test('garbage collection: once only kept files are left, the same keep set skips the listing until we write there', async () => {
+  const [a, b, c] = [1, 2, 3].map((n) => `sha256:${String(n).repeat(63)}f`) as [string, string, string];
+  const relA = storage.artifactPath('default', 'gc-memo', a);
+  await storage.writeStream(relA, Readable.from([Buffer.from(a)]));
+  assert.deepEqual(await storage.garbageCollect('default', 'gc-memo', [relA]), []);
+  // A file we did not write is not seen while nothing changed (steady state costs no readdir)...
+  const old = new Date(Date.now() - 86400_000);
+  const relB = storage.artifactPath('default', 'gc-memo', b);
+  writeFileSync(storage.abs(relB), 'stray');
+  utimesSync(storage.abs(relB), old, old);
+  assert.deepEqual(await storage.garbageCollect('default', 'gc-memo', [relA]), []);
+  // ...another keep set looks again, and so does the next collection after one of our writes.
+  assert.deepEqual(await storage.garbageCollect('default', 'gc-memo', [relA, relB]), []);
+  assert.deepEqual(await storage.garbageCollect('default', 'gc-memo', [relA]), [relB]);
+  writeFileSync(storage.abs(relB), 'stray again');
+  utimesSync(storage.abs(relB), old, old);
+  const relC = storage.artifactPath('default', 'gc-memo', c);
+  await storage.writeStream(relC, Readable.from([Buffer.from(c)]));
+  assert.deepEqual(await storage.garbageCollect('default', 'gc-memo', [relC]), [relB]);
+  await storage.removeObject('default', 'gc-memo');
+});
+
 test('garbage collection never deletes a kept artifact (the one an ExternalArtifact points at), however old', async () => {
   const digests = [7, 8, 9].map((n) => `sha256:${String(n).repeat(64)}`);
   const now = Date.now();
