@@ -82,6 +82,10 @@ export interface Cluster {
   logs: { etcd: string; apiserver: string };
   /** Writes a kubeconfig (CA embedded, bearer token) into `dir` and returns its path. */
   writeKubeconfig(dir: string, token: string, opts?: { fileName?: string; namespace?: string }): string;
+  /** Stops the kube-apiserver (SIGTERM, or SIGKILL when `kill`); etcd and its data stay. */
+  stopApiserver(opts?: { kill?: boolean }): Promise<void>;
+  /** Starts the kube-apiserver again on the same port, etcd and certificates; resolves when ready. */
+  startApiserver(): Promise<void>;
   /** Runs /usr/bin/kubectl with a kubeconfig for `token` (default admin). Never throws on exit code. */
   kubectl(args: readonly string[], opts?: KubectlOptions): Promise<RunResult>;
   /** Like kubectl() but throws unless the exit code is 0; returns stdout. */
@@ -156,6 +160,48 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
     let etcdUrl = '';
     let apiPort = 0;
+    const launchApiserver = (): Promise<ManagedProcess> =>
+      startProcess({
+        name: 'kube-apiserver',
+        cmd: apiserverBin,
+        args: [
+          `--etcd-servers=${etcdUrl}`,
+          `--bind-address=${LOOPBACK}`,
+          `--advertise-address=${LOOPBACK}`,
+          `--secure-port=${apiPort}`,
+          '--insecure-port=0',
+          `--cert-dir=${path.join(dir, 'certs')}`,
+          `--tls-cert-file=${serving.certFile}`,
+          `--tls-private-key-file=${serving.keyFile}`,
+          `--client-ca-file=${ca.certFile}`,
+          '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+          `--service-account-key-file=${saPub}`,
+          `--service-account-signing-key-file=${saKey}`,
+          '--service-cluster-ip-range=10.0.0.0/24',
+          `--token-auth-file=${tokensFile}`,
+          '--authorization-mode=RBAC',
+          '--disable-admission-plugins=ServiceAccount',
+          '--allow-privileged=true',
+          '--endpoint-reconciler-type=none',
+          ...(opts.extraApiserverArgs ?? []),
+        ],
+        logFile: apiLog,
+        env,
+        ready: {
+          url: `https://${LOOPBACK}:${apiPort}/readyz`,
+          okStatus: [200],
+          caPem: ca.certPem,
+          headers: { authorization: `Bearer ${adminToken}` },
+          timeoutMs,
+          intervalMs: 250,
+          // The bootstrap controller creates "default" shortly after /readyz turns ok.
+          check: async () =>
+            (await probeUrl(`https://${LOOPBACK}:${apiPort}/api/v1/namespaces/default`, {
+              caPem: ca.certPem,
+              headers: { authorization: `Bearer ${adminToken}` },
+            })) === 200,
+        },
+      });
     for (let attempt = 1; ; attempt++) {
       const [pClient, pPeer, pMetrics, pApi] = (await freePorts(4)) as [number, number, number, number];
       etcdUrl = `http://${LOOPBACK}:${pClient}`;
@@ -180,49 +226,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
             ready: { url: `${etcdUrl}/health`, okStatus: [200], timeoutMs },
           }),
         );
-        procs.push(
-          await startProcess({
-            name: 'kube-apiserver',
-            cmd: apiserverBin,
-            args: [
-              `--etcd-servers=${etcdUrl}`,
-              `--bind-address=${LOOPBACK}`,
-              `--advertise-address=${LOOPBACK}`,
-              `--secure-port=${pApi}`,
-              '--insecure-port=0',
-              `--cert-dir=${path.join(dir, 'certs')}`,
-              `--tls-cert-file=${serving.certFile}`,
-              `--tls-private-key-file=${serving.keyFile}`,
-              `--client-ca-file=${ca.certFile}`,
-              '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-              `--service-account-key-file=${saPub}`,
-              `--service-account-signing-key-file=${saKey}`,
-              '--service-cluster-ip-range=10.0.0.0/24',
-              `--token-auth-file=${tokensFile}`,
-              '--authorization-mode=RBAC',
-              '--disable-admission-plugins=ServiceAccount',
-              '--allow-privileged=true',
-              '--endpoint-reconciler-type=none',
-              ...(opts.extraApiserverArgs ?? []),
-            ],
-            logFile: apiLog,
-            env,
-            ready: {
-              url: `https://${LOOPBACK}:${pApi}/readyz`,
-              okStatus: [200],
-              caPem: ca.certPem,
-              headers: { authorization: `Bearer ${adminToken}` },
-              timeoutMs,
-              intervalMs: 250,
-              // The bootstrap controller creates "default" shortly after /readyz turns ok.
-              check: async () =>
-                (await probeUrl(`https://${LOOPBACK}:${pApi}/api/v1/namespaces/default`, {
-                  caPem: ca.certPem,
-                  headers: { authorization: `Bearer ${adminToken}` },
-                })) === 200,
-            },
-          }),
-        );
+        procs.push(await launchApiserver());
         break;
       } catch (err) {
         await stopAll();
@@ -297,6 +301,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           parsed = undefined;
         }
         return { status: res.status, body: parsed as T, text };
+      },
+      async stopApiserver(o: { kill?: boolean } = {}): Promise<void> {
+        const i = procs.findIndex((p) => p.name === 'kube-apiserver');
+        if (i < 0) return;
+        const [api] = procs.splice(i, 1);
+        if (o.kill) {
+          api!.child.kill('SIGKILL');
+          await api!.exited;
+        } else await api!.stop();
+      },
+      async startApiserver(): Promise<void> {
+        if (procs.some((p) => p.name === 'kube-apiserver')) throw new Error('kube-apiserver is already running');
+        procs.push(await launchApiserver());
       },
       async stop(): Promise<void> {
         await stopAll();

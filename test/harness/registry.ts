@@ -73,6 +73,10 @@ export interface Registry extends RegistryEndpoint {
   token?: { realm: string; service: string; issuer: string };
   /** A plain RegistryEndpoint for this registry with other (or no) credentials. */
   endpoint(creds?: { username: string; password: string } | null): RegistryEndpoint;
+  /** SIGKILLs the docker-registry process (a crash); its data directory stays. */
+  kill(): Promise<void>;
+  /** Starts docker-registry again with the same config, port and data (after kill()). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -172,34 +176,36 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
 
     let proc: ManagedProcess | undefined;
     let port = 0;
+    const launch = (): Promise<ManagedProcess> =>
+      startProcess({
+        name: 'docker-registry',
+        cmd: DOCKER_REGISTRY_BIN,
+        args: ['serve', path.join(dir, 'config.yml')],
+        logFile,
+        cwd: dir,
+        env,
+        ready: {
+          url: `${tls ? 'https' : 'http'}://${LOOPBACK}:${port}/v2/`,
+          caPem: ca?.certPem,
+          ...(clientCert ? { clientCertPem: clientCert.certPem, clientKeyPem: clientCert.keyPem } : {}),
+          okStatus: [200, 401],
+          timeoutMs: 30_000,
+        },
+      });
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
       (finalConfig['http'] as Record<string, unknown>)['addr'] = `${LOOPBACK}:${port}`;
       writeFileSync(path.join(dir, 'config.yml'), YAML.stringify(finalConfig));
       try {
-        proc = await startProcess({
-          name: 'docker-registry',
-          cmd: DOCKER_REGISTRY_BIN,
-          args: ['serve', path.join(dir, 'config.yml')],
-          logFile,
-          cwd: dir,
-          env,
-          ready: {
-            url: `${tls ? 'https' : 'http'}://${LOOPBACK}:${port}/v2/`,
-            caPem: ca?.certPem,
-            ...(clientCert ? { clientCertPem: clientCert.certPem, clientKeyPem: clientCert.keyPem } : {}),
-            okStatus: [200, 401],
-            timeoutMs: 30_000,
-          },
-        });
+        proc = await launch();
         break;
       } catch (err) {
         if (attempt < 3 && isAddressInUse(err)) continue;
         throw err;
       }
     }
-    const started = proc;
-    cleanups.push(() => started.stop());
+    let current: ManagedProcess = proc;
+    cleanups.push(() => current.stop());
 
     const host = `${LOOPBACK}:${port}`;
     const url = `${tls ? 'https' : 'http'}://${host}`;
@@ -227,6 +233,14 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
         if (creds === null) return { ...base };
         const c = creds ?? (username !== undefined && password !== undefined ? { username, password } : undefined);
         return c ? { ...base, username: c.username, password: c.password } : { ...base };
+      },
+      async kill(): Promise<void> {
+        current.child.kill('SIGKILL');
+        await current.exited;
+      },
+      async restart(): Promise<void> {
+        if (current.running()) throw new Error('docker-registry is still running; kill() it first');
+        current = await launch();
       },
       async stop(): Promise<void> {
         for (const c of cleanups.reverse()) await c();
