@@ -222,7 +222,8 @@ const registryFaults: RegistryFault[] = [
     key: 'hang-tags',
     semver: true,
     inject: (c, p) => p.add({ kind: 'tags', repo: c.repo }, { type: 'hang' }),
-    expect: { condition: 'FetchFailed', reason: 'OCIArtifactPullFailed', message: timeoutWords },
+    // Flux: tag-list failures for a semver ref are ReadOperationFailed ("failed to determine the artifact tag").
+    expect: { condition: 'FetchFailed', reason: 'ReadOperationFailed', message: timeoutWords },
   },
   {
     key: 'hang-referrers',
