@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODE_BIN := $(shell hack/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: deps node_modules demo test typecheck unit integration bench bench-scale build crds image
+.PHONY: deps node_modules demo test typecheck unit integration bench bench-scale build crds image soak
 
 deps: node_modules
 	hack/install-deps.sh
@@ -39,6 +39,11 @@ bench: deps build
 
 bench-scale: deps build
 	node bench/scale.ts
+
+# Not part of `make test`: 200 signed objects for 30 minutes under random faults from the fault
+# matrix. SOAK_OBJECTS, SOAK_DURATION, SOAK_INTERVAL, SOAK_SEED override; SOAK_ARGS adds flags.
+soak: deps
+	node bench/soak.ts $(SOAK_ARGS)
 
 build: node_modules
 	npx tsc -p tsconfig.build.json

@@ -18,7 +18,7 @@ import { pushTarGzArtifact, type PushedArtifact } from '../harness/push.ts';
 import { startRegistry, type Registry, type RegistryOptions } from '../harness/registry.ts';
 import { freePort } from '../harness/ports.ts';
 import { generateKey, signLegacy, type TestKey } from './cosign-sign.ts';
-import { applyRepo, cond, installController, startControllerProcess, type ControllerProcess, type RepoObject } from './controller-env.ts';
+import { cond, installController, startControllerProcess, type ControllerProcess, type RepoObject } from './controller-env.ts';
 import { pushCosignSig } from './push-signatures.ts';
 
 export const NS = 'default';
@@ -57,6 +57,8 @@ export interface Bed {
   kubeconfig: string;
   /** The object, read over a kept-alive admin connection (null when absent); throws when the apiserver is unreachable. */
   getRepo(name: string): Promise<RepoObject | null>;
+  /** Every OCIRepository in the test namespace; throws when the apiserver is unreachable. */
+  listRepos(): Promise<RepoObject[]>;
   /** Polls getRepo until `pred` holds; the error shows the last status seen. */
   waitRepo(name: string, pred: (o: RepoObject) => boolean, what: string, timeoutMs: number): Promise<RepoObject>;
   /** Asks for a reconcile now; returns the token that status.lastHandledReconcileAt will echo. */
@@ -159,6 +161,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
       ...(tmpfsError ? { tmpfsError } : {}),
       kubeconfig,
       getRepo: (name) => api.getRepo(name),
+      listRepos: () => api.listRepos(),
       waitRepo: (name, pred, what, timeoutMs) => api.waitRepo(name, pred, what, timeoutMs),
       requestReconcile: (name) => api.requestReconcile(name),
       async killController() {
@@ -248,6 +251,12 @@ class KubeReader {
     return r.json as RepoObject;
   }
 
+  async listRepos(): Promise<RepoObject[]> {
+    const r = await this.#call('GET', `/apis/source.ocisource.dev/v1/namespaces/${NS}/ocirepositories`);
+    if (r.status !== 200) throw new Error(`LIST: HTTP ${r.status}`);
+    return (r.json as { items: RepoObject[] }).items;
+  }
+
   async waitRepo(name: string, pred: (o: RepoObject) => boolean, what: string, timeoutMs: number): Promise<RepoObject> {
     const deadline = Date.now() + timeoutMs;
     let last: RepoObject | null = null;
@@ -288,8 +297,10 @@ export interface RepoSpecOptions {
 }
 
 /** An OCIRepository for `repo` through the fault proxy, cosign key-verified. */
-export async function applyFaultRepo(bed: Bed, name: string, repo: string, o: RepoSpecOptions = {}): Promise<void> {
-  await applyRepo(bed.cluster, {
+export function faultRepoObject(bed: Bed, name: string, repo: string, o: RepoSpecOptions = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'source.ocisource.dev/v1',
+    kind: 'OCIRepository',
     metadata: { name, namespace: NS },
     spec: {
       url: `oci://${o.host ?? bed.proxy.host}/${repo}`,
@@ -300,7 +311,11 @@ export async function applyFaultRepo(bed: Bed, name: string, repo: string, o: Re
       verify: { provider: 'cosign', secretRef: { name: CosignSecret } },
       ...(o.secretRef ? { secretRef: { name: o.secretRef } } : {}),
     },
-  });
+  };
+}
+
+export async function applyFaultRepo(bed: Bed, name: string, repo: string, o: RepoSpecOptions = {}): Promise<void> {
+  await bed.cluster.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(faultRepoObject(bed, name, repo, o)) });
 }
 
 export const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
