@@ -373,7 +373,10 @@ class Run {
     this.del(CT.ArtifactOutdated);
     this.set(CT.ArtifactInStorage, 'True', Reason.Succeeded, `stored artifact for digest '${resolved.revision}'`);
     if (built.droppedLinks?.length) this.log.info({ links: built.droppedLinks.slice(0, 20), count: built.droppedLinks.length }, 'symbolic and hard links inside the artifact were dropped; the stored archive holds regular files only');
-    await deps.storage.garbageCollect(ns, name, this.keep(target)).catch(() => []);
+    // The recorded artifact stays until a status naming the new one is written (the next pass
+    // collects it): if that write fails, the recorded one is still what consumers fetch.
+    const recorded = obj.status?.artifact?.path;
+    await deps.storage.garbageCollect(ns, name, [...this.keep(target), ...(recorded ? [recorded] : [])]).catch(() => []);
   }
 }
 
