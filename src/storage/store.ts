@@ -234,8 +234,18 @@ export class Storage {
     for (const k of this.#digests.keys()) if (k.startsWith(dir + path.sep)) this.#digests.delete(k);
   }
 
-  /** Removes stale work directories (from a crash) at start-up. */
+  /**
+   * Removes what a crash can leave behind, at start-up (nothing is writing yet): work directories,
+   * and temporary files next to the artifacts (an archive or latest.tar.gz link cut off mid-write).
+   */
   async cleanWork(): Promise<void> {
     await rm(this.abs('.tmp'), { recursive: true, force: true });
+    const kind = this.abs(KindDir);
+    for (const ns of await readdir(kind).catch(() => [])) {
+      for (const name of await readdir(path.join(kind, ns)).catch(() => [])) {
+        const dir = path.join(kind, ns, name);
+        for (const f of await readdir(dir).catch(() => [])) if (f.endsWith('.tmp')) await rm(path.join(dir, f), { force: true });
+      }
+    }
   }
 }
