@@ -267,7 +267,7 @@ async function runRegistryFault(rf: RegistryFault): Promise<void> {
 describe('fault matrix: a new signed revision under registry, apiserver, controller and storage faults', { timeout: 600_000 }, () => {
   before(async () => {
     bed = await startBed({
-      storageMiB: 256,
+      storageMiB: 128,
       tokenRegistry: true,
       controllerArgs: ['--max-retry-delay', `${MAX_RETRY_MS}ms`],
     });
