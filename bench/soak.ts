@@ -8,7 +8,8 @@
 // Environment: SOAK_OBJECTS, SOAK_DURATION, SOAK_INTERVAL, SOAK_SEED (flags win).
 //
 // Not part of `make test`: it runs for as long as it is told to.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { parseDuration, formatDuration } from '../src/controller/queue.ts';
@@ -372,6 +373,15 @@ async function soak(bed: Bed): Promise<void> {
     l.push(e.recoveryMs ?? Number.POSITIVE_INFINITY);
     perKind.set(e.kind, l);
   }
+  // Error lines of every controller process of the run (a restart starts a new log file).
+  const errors = new Map<string, number>();
+  for (const f of readdirSync(bed.dir).filter((n) => /^controller-\d+\.log$/.test(n))) {
+    for (const line of readFileSync(path.join(bed.dir, f), 'utf8').split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const l = JSON.parse(line) as { level?: number; msg?: string };
+      if ((l.level ?? 0) >= 50) errors.set(l.msg ?? '', (errors.get(l.msg ?? '') ?? 0) + 1);
+    }
+  }
   const metrics = await fetch(`http://127.0.0.1:${bed.ctrl.metricsPort}/metrics`).then((r) => r.text()).catch(() => '');
   const reconciles = [...metrics.matchAll(/^controller_runtime_reconcile_total\{[^}]*result="([^"]+)"[^}]*\} (\d+)/gm)].map((m) => `${m[1]}=${m[2]}`).join(', ');
   const first = processes[0]!;
@@ -391,6 +401,7 @@ async function soak(bed: Bed): Promise<void> {
     `served-artifact checks: ${servedChecks}, violations: ${violations.length}`,
     ...violations.slice(0, 20).map((v) => `  ${v}`),
     `reconciles (last controller process): ${reconciles || 'n/a'}`,
+    `controller error log lines: ${[...errors.values()].reduce((a, b) => a + b, 0)}${errors.size ? ` (${[...errors].map(([m, n]) => `${n}× ${m}`).join('; ')})` : ''}`,
   ];
   console.log(lines.join('\n'));
   if (args.json) {
