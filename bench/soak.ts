@@ -16,7 +16,7 @@ import { parseDuration, formatDuration } from '../src/controller/queue.ts';
 import type { ActiveFault, Fault, Matcher } from '../test/harness/fault-proxy.ts';
 import { runOk } from '../test/harness/proc.ts';
 import { cond, type RepoObject } from '../test/helpers/controller-env.ts';
-import { faultRepoObject, fillFilesystem, NS, pushSigned, removeFiller, sha256, startBed, type Bed } from '../test/helpers/fault-bed.ts';
+import { faultRepoObject, fillFilesystem, pushSigned, removeFiller, sha256, startBed, type Bed } from '../test/helpers/fault-bed.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -123,7 +123,6 @@ async function soak(bed: Bed): Promise<void> {
     );
   }
   await bed.cluster.kubectlOk(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objs.map((o) => faultRepoObject(bed, o.name, o.repo, spec)) }) });
-  const byName = new Map(objs.map((o) => [o.name, o]));
   const readyOn = (r: RepoObject | undefined, o: Obj): boolean =>
     !!r && cond(r, 'Ready')?.status === 'True' && r.status?.artifact?.revision === o.expected && r.status?.observedGeneration === r.metadata.generation;
 
