@@ -396,6 +396,7 @@ export async function startFaultProxy(opts: { upstream: string }): Promise<Fault
       new Promise<void>((resolve) => {
         for (const f of active.splice(0)) f.clear();
         for (const s of sockets) s.destroy();
+        server.closeAllConnections();
         server.close(() => resolve());
       }),
   };

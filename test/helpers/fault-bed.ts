@@ -90,6 +90,22 @@ function umount(dir: string): void {
   }
 }
 
+/** Runs one stop step; one that fails or overruns is reported and skipped (exit hooks kill what is left). */
+async function bounded(step: () => Promise<void>, ms: number): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  const overrun = new Promise<void>((resolve) => {
+    t = setTimeout(() => {
+      console.error(`fault bed: stopping took over ${ms} ms, going on: ${step.toString().slice(0, 80)}`);
+      resolve();
+    }, ms);
+  });
+  try {
+    await Promise.race([step().catch((err: unknown) => console.error(`fault bed: stopping failed: ${String(err)}`)), overrun]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
 /** With $OSC_KEEP_LOGS set to a directory, the bed's logs are copied there before it is removed. */
 function keepLogs(dir: string, files: string[]): void {
   const to = process.env['OSC_KEEP_LOGS'];
@@ -175,7 +191,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
       async stop() {
         await ctrl.stop();
         keepLogs(dir, [ctrl.logFile, reg.logFile, cluster.logs.apiserver]);
-        for (const s of stops.reverse()) await s().catch(() => undefined);
+        for (const s of stops.reverse()) await bounded(s, 60_000);
         if (!tmpfsError) umount(storagePath);
         unregister();
         removeTempDir(dir);
@@ -183,7 +199,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
     };
     return bed;
   } catch (err) {
-    for (const s of stops.reverse()) await s().catch(() => undefined);
+    for (const s of stops.reverse()) await bounded(s, 60_000);
     if (!tmpfsError) umount(storagePath);
     unregister();
     removeTempDir(dir);

@@ -264,7 +264,7 @@ async function runRegistryFault(rf: RegistryFault): Promise<void> {
   }, { checkWorkDir: false });
 }
 
-describe('fault matrix: a new signed revision under registry, apiserver, controller and storage faults', { timeout: 600_000 }, () => {
+describe('fault matrix: a new signed revision under registry, apiserver, controller and storage faults', { timeout: 900_000 }, () => {
   before(async () => {
     bed = await startBed({
       storageMiB: 128,
