@@ -24,6 +24,13 @@ import { pushCosignSig } from './push-signatures.ts';
 export const NS = 'default';
 export const CosignSecret = 'fault-cosign-key';
 
+export interface KubeEventObject {
+  type: string;
+  reason: string;
+  message: string;
+  lastTimestamp?: string;
+}
+
 export interface BedOptions {
   /** Size of the tmpfs mounted as the controller's --storage-path, in MiB. */
   storageMiB: number;
@@ -57,6 +64,8 @@ export interface Bed {
   kubeconfig: string;
   /** The object, read over a kept-alive admin connection (null when absent); throws when the apiserver is unreachable. */
   getRepo(name: string): Promise<RepoObject | null>;
+  /** The Events recorded for an object. */
+  events(name: string): Promise<KubeEventObject[]>;
   /** Every OCIRepository in the test namespace; throws when the apiserver is unreachable. */
   listRepos(): Promise<RepoObject[]>;
   /** Polls getRepo until `pred` holds; the error shows the last status seen. */
@@ -178,6 +187,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
       kubeconfig,
       getRepo: (name) => api.getRepo(name),
       listRepos: () => api.listRepos(),
+      events: (name) => api.events(name),
       waitRepo: (name, pred, what, timeoutMs) => api.waitRepo(name, pred, what, timeoutMs),
       requestReconcile: (name) => api.requestReconcile(name),
       async killController() {
@@ -265,6 +275,12 @@ class KubeReader {
     if (r.status === 404) return null;
     if (r.status !== 200) throw new Error(`GET ${name}: HTTP ${r.status} ${JSON.stringify(r.json)}`);
     return r.json as RepoObject;
+  }
+
+  async events(name: string): Promise<KubeEventObject[]> {
+    const r = await this.#call('GET', `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${name}`)}`);
+    if (r.status !== 200) throw new Error(`events of ${name}: HTTP ${r.status}`);
+    return (r.json as { items: KubeEventObject[] }).items;
   }
 
   async listRepos(): Promise<RepoObject[]> {

@@ -128,6 +128,17 @@ async function expectFailure(c: Ctx, token: string, e: Expect): Promise<RepoObje
   return o;
 }
 
+/**
+ * Every failure the controller announced for the object (a Warning event per new reason or
+ * message) carries the fault's reason: polling the status can miss a short-lived wrong one.
+ */
+async function expectWarnings(c: Ctx, e: Expect): Promise<void> {
+  const warnings = (await bed.events(c.name)).filter((x) => x.type === 'Warning');
+  assert.ok(warnings.length > 0, 'the failure was announced with a Warning event');
+  const wrong = warnings.filter((x) => x.reason !== e.reason);
+  assert.deepEqual(wrong.map((x) => `${x.reason}: ${x.message}`), [], `every Warning during the fault is ${e.reason}`);
+}
+
 async function expectRecovery(c: Ctx, deadlineMs = RECOVER_DEADLINE_MS): Promise<RepoObject> {
   return bed.waitRepo(c.name, (x) => readyOn(x, c.rev2), `Ready=True on ${c.rev2} after the fault cleared`, deadlineMs);
 }
@@ -260,7 +271,9 @@ async function runRegistryFault(rf: RegistryFault): Promise<void> {
       fault.clear();
       c.watch.faultCleared();
     }
-    return expectRecovery(c, RECOVER_DEADLINE_MS + (rf.extraRecoverMs ?? 0));
+    const o = await expectRecovery(c, RECOVER_DEADLINE_MS + (rf.extraRecoverMs ?? 0));
+    await expectWarnings(c, rf.expect);
+    return o;
   }, { checkWorkDir: false });
 }
 
@@ -292,12 +305,15 @@ describe('fault matrix: a new signed revision under registry, apiserver, control
       await withDeadline(stall.firstHit, FAIL_DEADLINE_MS, 'the controller started pulling the new layer');
       await bed.reg.kill();
       stall.cut(); // the dead registry's connection ends mid-blob
+      const expect: Expect = { condition: 'FetchFailed', reason: 'OCIArtifactPullFailed', verifiedMeanwhile: true };
       try {
-        await expectFailure(c, token, { condition: 'FetchFailed', reason: 'OCIArtifactPullFailed', verifiedMeanwhile: true });
+        await expectFailure(c, token, expect);
       } finally {
         await bed.reg.restart();
       }
-      return expectRecovery(c);
+      const o = await expectRecovery(c);
+      await expectWarnings(c, expect);
+      return o;
     }, { checkWorkDir: true });
   });
 
@@ -378,13 +394,16 @@ describe('fault matrix: a new signed revision under registry, apiserver, control
     const c = await prepare('storage-full', { v2Extra: { 'pad.bin': noise(1 << 20) } });
     await scenario(c, async () => {
       const filler = await fillFilesystem(bed.storagePath, 64 << 10);
+      const expect: Expect = { condition: 'StorageOperationFailed', reason: 'ArchiveOperationFailed', message: /no space left|ENOSPC/i, verifiedMeanwhile: true };
       try {
         const token = await bed.requestReconcile(c.name);
-        await expectFailure(c, token, { condition: 'StorageOperationFailed', reason: 'ArchiveOperationFailed', message: /no space left|ENOSPC/i, verifiedMeanwhile: true });
+        await expectFailure(c, token, expect);
       } finally {
         removeFiller(filler);
       }
-      return expectRecovery(c);
+      const o = await expectRecovery(c);
+      await expectWarnings(c, expect);
+      return o;
     }, { checkWorkDir: true });
   });
 });
