@@ -8,6 +8,7 @@ import { ApiVersion, Finalizer, Group, Kind, Plural, ReconcileRequestAnnotation,
 import type { OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
 import { RegistryClient } from '../oci/client.ts';
 import { Transport } from '../oci/transport.ts';
+import { retryAfterOf } from '../oci/errors.ts';
 import type { Storage } from '../storage/store.ts';
 import type { Provider, ProviderName } from '../verify/types.ts';
 import { notify, type KubeEvent } from './events.ts';
@@ -194,7 +195,8 @@ export class Manager {
         });
         if ('error' in outcome) {
           this.metrics?.countReconcile('error');
-          this.queue.addRateLimited(key);
+          // A registry's Retry-After (429/503) is honoured: the next attempt comes no sooner.
+          this.queue.addRateLimited(key, retryAfterOf(outcome.error) ?? 0);
         } else {
           this.queue.forget(key);
           this.metrics?.countReconcile(outcome.requeueAfterMs !== undefined ? 'requeue_after' : 'success');

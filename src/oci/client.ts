@@ -7,7 +7,7 @@ import { request, type Dispatcher } from 'undici';
 import { exceeded, LimitError, limitError, limitsWith, type Limits } from '../api/limits.ts';
 import { parseJSON } from '../util/json.ts';
 import { parseChallenge, type Challenge, type Credentials } from './auth.ts';
-import { RegistryError } from './errors.ts';
+import { parseRetryAfter, RegistryError } from './errors.ts';
 import type { RegistryReader } from './reader.ts';
 import { isDigest, type RepositoryRef } from './reference.ts';
 import type { ProxyOptions, TLSOptions, Transport } from './transport.ts';
@@ -244,7 +244,9 @@ export class RegistryClient implements RegistryReader {
     }
     const status = res.statusCode;
     const hint = status === 401 ? ` (unauthorized: ${this.#checkCredentials()})` : status === 403 ? ` (forbidden: the credentials from ${this.#opts.credentialSource ?? 'the client'} lack pull access)` : '';
-    throw new RegistryError(`${what} from ${this.registry}/${this.repository}: HTTP ${status}${detail ? ` ${detail}` : ''}${hint}`, status, code);
+    const retryAfterMs = parseRetryAfter(header(res, 'retry-after'));
+    const wait = retryAfterMs !== undefined ? ` (Retry-After: ${Math.ceil(retryAfterMs / 1000)}s)` : '';
+    throw new RegistryError(`${what} from ${this.registry}/${this.repository}: HTTP ${status}${detail ? ` ${detail}` : ''}${hint}${wait}`, status, code, retryAfterMs !== undefined ? { retryAfterMs } : undefined);
   }
 
   /**
@@ -319,7 +321,8 @@ export class RegistryClient implements RegistryReader {
       // misconfigured realm) is a failed fetch that a retry or the registry's owner fixes.
       const status = res.statusCode;
       const hint = status === 401 || status === 403 ? ` (${this.#checkCredentials()})` : status >= 500 ? ' (the token service failed; will retry)' : '';
-      throw new RegistryError(`${where}: HTTP ${status}${hint}`, status);
+      const retryAfterMs = parseRetryAfter(header(res, 'retry-after'));
+      throw new RegistryError(`${where}: HTTP ${status}${hint}`, status, undefined, retryAfterMs !== undefined ? { retryAfterMs } : undefined);
     }
     const text = (await readLimited(res.body, 1 << 20, `token response from ${u.origin}`)).toString();
     let tok: { token?: unknown; access_token?: unknown; expires_in?: unknown };
