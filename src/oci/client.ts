@@ -476,7 +476,10 @@ export function verifyingStream(source: Readable, desc: Descriptor): VerifiedStr
     },
   });
   // Errors are reported through `verified`; this listener keeps a late one from crashing the process.
-  stream.on('error', (err) => settle(err));
+  // The blob's own failures (source errors, size, digest) have settled `verified` before the
+  // stream errors; an error first seen here is the consumer's, destroying the stream (e.g. a
+  // write that hit ENOSPC): it gave up reading, which says nothing against the blob.
+  stream.on('error', (err) => settle(new RegistryError(`blob ${desc.digest} was not read to the end: ${err.message}`, 0, 'INCOMPLETE', { cause: err })));
   // Destroyed before the end (the consumer gave up): settle so nobody waits forever.
   stream.on('close', () => settle(new RegistryError(`blob ${desc.digest} was not read to the end`, 0, 'INCOMPLETE')));
   source.on('error', (err) => {
