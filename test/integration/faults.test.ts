@@ -13,7 +13,7 @@
 // - nothing is left in the storage work directory.
 // Deadlines are polling deadlines derived from spec.timeout and --max-retry-delay, plus a fixed
 // allowance for a busy 2-core machine; they are not performance assertions.
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { watch as fsWatch } from 'node:fs';
 import path from 'node:path';
@@ -106,7 +106,7 @@ async function prepare(key: string, o: { semver?: boolean; v2Extra?: Record<stri
 }
 
 /** Ready=False with the expected reason, written by the reconcile that answered `token`. */
-async function expectFailure(c: Ctx, token: string, e: Expect): Promise<RepoObject> {
+async function expectFailure(c: Ctx, token: string, e: Expect, t?: TestContext): Promise<RepoObject> {
   const o = await bed.waitRepo(
     c.name,
     (x) => x.status?.lastHandledReconcileAt === token && cond(x, 'Ready')?.status === 'False',
@@ -114,6 +114,7 @@ async function expectFailure(c: Ctx, token: string, e: Expect): Promise<RepoObje
     FAIL_DEADLINE_MS,
   );
   const ready = cond(o, 'Ready')!;
+  t?.diagnostic(`Ready=False ${ready.reason}: ${ready.message}`);
   assert.equal(ready.reason, e.reason, `Ready: ${ready.reason}: ${ready.message}`);
   const carrier = cond(o, e.condition);
   assert.equal(carrier?.status, e.condition === 'SourceVerified' ? 'False' : 'True', `${e.condition}: ${JSON.stringify(carrier)}`);
@@ -257,14 +258,14 @@ const registryFaults: RegistryFault[] = [
   },
 ];
 
-async function runRegistryFault(rf: RegistryFault): Promise<void> {
+async function runRegistryFault(rf: RegistryFault, t: TestContext): Promise<void> {
   const c = await prepare(rf.key, { semver: rf.semver, token: rf.token, forbidV2: rf.forbidV2, v2Extra: rf.v2Extra?.() });
   const proxy = rf.token ? bed.tokenProxy! : bed.proxy;
   await scenario(c, async () => {
     const fault = rf.inject(c, proxy);
     try {
       const token = await bed.requestReconcile(c.name);
-      await expectFailure(c, token, rf.expect);
+      await expectFailure(c, token, rf.expect, t);
       await rf.whileFailing?.(fault);
       assert.ok(fault.hits() > 0, 'the fault was exercised');
     } finally {
@@ -290,14 +291,14 @@ describe('fault matrix: a new signed revision under registry, apiserver, control
   });
 
   describe('registry faults (one repository each, concurrently)', { concurrency: true }, () => {
-    for (const rf of registryFaults) test(rf.key, () => runRegistryFault(rf));
+    for (const rf of registryFaults) test(rf.key, (t) => runRegistryFault(rf, t));
   });
 
   test('nothing is left in the work directory after the registry faults', () => {
     assert.deepEqual(leftovers(bed.storagePath), []);
   });
 
-  test('registry process killed mid-blob, then restarted on the same storage', async () => {
+  test('registry process killed mid-blob, then restarted on the same storage', async (t) => {
     const c = await prepare('registry-killed', { v2Extra: { 'pad.bin': noise(256 << 10) } });
     await scenario(c, async () => {
       const stall = bed.proxy.add({ kind: 'blob', repo: c.repo, ref: c.v2.layerDigest }, { type: 'stall', afterBytes: 64 << 10 });
@@ -307,7 +308,7 @@ describe('fault matrix: a new signed revision under registry, apiserver, control
       stall.cut(); // the dead registry's connection ends mid-blob
       const expect: Expect = { condition: 'FetchFailed', reason: 'OCIArtifactPullFailed', verifiedMeanwhile: true };
       try {
-        await expectFailure(c, token, expect);
+        await expectFailure(c, token, expect, t);
       } finally {
         await bed.reg.restart();
       }
@@ -397,7 +398,7 @@ describe('fault matrix: a new signed revision under registry, apiserver, control
       const expect: Expect = { condition: 'StorageOperationFailed', reason: 'ArchiveOperationFailed', message: /no space left|ENOSPC/i, verifiedMeanwhile: true };
       try {
         const token = await bed.requestReconcile(c.name);
-        await expectFailure(c, token, expect);
+        await expectFailure(c, token, expect, t);
       } finally {
         removeFiller(filler);
       }
