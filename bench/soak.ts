@@ -130,14 +130,22 @@ async function soak(bed: Bed): Promise<void> {
     !!r && cond(r, 'Ready')?.status === 'True' && r.status?.artifact?.revision === o.expected && r.status?.observedGeneration === r.metadata.generation;
 
   let latest = new Map<string, RepoObject>();
+  // How fresh the view is: recoveries and not-Ready spans are only as good as the last LIST.
+  const view = { at: Date.now(), failures: 0, longestGapMs: 0, lastError: '' };
   const refresh = async (): Promise<boolean> => {
     try {
       latest = new Map((await bed.listRepos()).map((r) => [r.metadata.name, r]));
+      const now = Date.now();
+      view.longestGapMs = Math.max(view.longestGapMs, now - view.at);
+      view.at = now;
       return true;
-    } catch {
+    } catch (err) {
+      view.failures++;
+      view.lastError = (err as Error).message.slice(0, 200);
       return false; // apiserver down: keep the last view
     }
   };
+  const viewAge = (): string => `view ${((Date.now() - view.at) / 1000).toFixed(0)} s old`;
   const setupStart = Date.now();
   while (!(await refresh()) || objs.some((o) => !readyOn(latest.get(o.name), o))) {
     if (Date.now() - setupStart > 10 * 60_000) throw new Error(`objects not Ready after 10 minutes: ${objs.filter((o) => !readyOn(latest.get(o.name), o)).length}`);
@@ -253,6 +261,13 @@ async function soak(bed: Bed): Promise<void> {
       if (targets.every(recovered)) return Date.now() - from;
       await sleep(1000);
     }
+    const behind = targets.filter((o) => !recovered(o));
+    log(`not recovered: ${behind.length} objects (${viewAge()}, ${view.failures} failed LISTs so far, last: ${view.lastError || 'none'})`);
+    for (const o of behind.slice(0, 5)) {
+      const r = latest.get(o.name);
+      const ready = r ? cond(r, 'Ready') : undefined;
+      log(`  ${o.name}: Ready=${ready?.status} ${ready?.reason}: ${ready?.message?.slice(0, 160)}; artifact ${r?.status?.artifact?.revision ?? 'none'}, expected at least ${o.history[mark.get(o)!]}`);
+    }
     return undefined;
   };
 
@@ -365,7 +380,7 @@ async function soak(bed: Bed): Promise<void> {
     const affected = global ? objs : targets;
     const recoveryMs = await recovery(affected, clearedAt, 3 * intervalMs);
     events.push({ kind, objects: affected.length, startedAt, clearedAt, ...(recoveryMs !== undefined ? { recoveryMs } : {}) });
-    log(`${kind} on ${affected.length} objects: ${((clearedAt - startedAt) / 1000).toFixed(1)} s, recovered ${recoveryMs === undefined ? 'NOT within 3 intervals' : `in ${(recoveryMs / 1000).toFixed(1)} s`}; RSS ${mib(rssKb(bed.ctrl.proc.pid))}`);
+    log(`${kind} on ${affected.length} objects: ${((clearedAt - startedAt) / 1000).toFixed(1)} s, recovered ${recoveryMs === undefined ? 'NOT within 3 intervals' : `in ${(recoveryMs / 1000).toFixed(1)} s`}; RSS ${mib(rssKb(bed.ctrl.proc.pid))}; ${viewAge()}`);
     await sleep(between(2, 10) * 1000);
   }
   // Quiet end: every object must converge on what was pushed so far.
@@ -410,6 +425,7 @@ async function soak(bed: Bed): Promise<void> {
     `every object converged after the last fault (Ready on what was pushed by then, or newer): ${finalRecovery !== undefined ? `yes (${(finalRecovery / 1000).toFixed(1)} s after the last fault)` : 'NO'}`,
     `objects not Ready (or behind their newest revision) for more than two intervals: ${stuck.length === 0 ? 'none' : stuck.length}`,
     ...stuck.slice(0, 30).map((o) => `  ${o.name}: ${(o.worstBadMs / 1000).toFixed(0)} s from ${o.worstBadAt}: ${o.worstBadWhy}`),
+    `monitor LISTs failed: ${view.failures}${view.lastError ? ` (last: ${view.lastError})` : ''}; longest gap between successful LISTs ${(view.longestGapMs / 1000).toFixed(0)} s`,
     `served-artifact checks: ${servedChecks}, violations: ${violations.length}`,
     ...violations.slice(0, 20).map((v) => `  ${v}`),
     `reconciles (last controller process): ${reconciles || 'n/a'}`,
