@@ -228,9 +228,11 @@ async function soak(bed: Bed): Promise<void> {
     const moved: Obj[] = [];
     await Promise.all(
       targets.map(async (o) => {
+        // The version is taken before the push: churn and a fault may move the same object at
+        // once, and two pushes of the same content are one digest listed twice in the history.
+        const version = ++o.version;
         try {
-          const a = await pushSigned(bed, o.repo, 'latest', { 'app.yaml': `object: ${o.name}\nversion: ${o.version + 1}\n` });
-          o.version++;
+          const a = await pushSigned(bed, o.repo, 'latest', { 'app.yaml': `object: ${o.name}\nversion: ${version}\n` });
           o.expected = `latest@${a.manifestDigest}`;
           o.history.push(o.expected);
           o.pushedAt = Date.now();
