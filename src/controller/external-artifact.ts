@@ -111,7 +111,7 @@ export interface SyncResult {
   error?: Error;
 }
 
-const isNotFound = (err: unknown) => err instanceof KubeError && err.status === 404;
+const isMissing = (err: unknown) => err instanceof KubeError && err.status === 404;
 const isConflict = (err: unknown) => err instanceof KubeError && err.status === 409;
 const groupOf = (apiVersion: string | undefined) => apiVersion?.split('/')[0];
 
@@ -274,7 +274,7 @@ export class ExternalArtifactPublisher {
       const doc = await this.kube.request<{ resources?: { name: string }[] }>('GET', `/apis/${Group}/${Version}`);
       return (doc.resources ?? []).some((r) => r.name === Plural);
     } catch (err) {
-      if (isNotFound(err)) return false;
+      if (isMissing(err)) return false;
       throw err;
     }
   }
@@ -453,7 +453,7 @@ export class ExternalArtifactPublisher {
       this.log.info({ externalartifact: key }, 'ExternalArtifact removed');
     } catch (err) {
       // Gone already, or replaced by a newer object (uid precondition): nothing of ours to delete.
-      if (!isNotFound(err) && !isConflict(err)) throw err;
+      if (!isMissing(err) && !isConflict(err)) throw err;
     }
     this.#informer?.cache.delete(key);
     this.#sent.delete(key);
