@@ -253,6 +253,13 @@ export class Manager {
       const published = await this.publisher.sync(obj, result.status);
       const status = withPublication(result.status, published, obj.metadata.generation, this.deps.now());
       await this.#patchStatus(obj, status);
+      // The artifact step kept the previously recorded artifact until this write named the new
+      // one; now it can go (retention permitting) instead of waiting for the next interval.
+      const current = status.artifact?.path;
+      if (current && current !== obj.status?.artifact?.path) {
+        const { namespace, name } = obj.metadata;
+        await this.deps.storage.garbageCollect(namespace, name, [current, ...this.deps.keepArtifacts(namespace, name)]).catch(() => []);
+      }
       for (const e of notify(obj, obj.status, status, result.loggedFailures)) void this.#event(obj, e);
       return published.error && !('error' in result.outcome) ? { error: published.error } : result.outcome;
     } finally {

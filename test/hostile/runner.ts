@@ -376,7 +376,8 @@ export class Runner {
     }, 50);
     const limitMs = parseTimeout(c.timeout ?? '20s') + 30_000;
     const kill = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    const [exit, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (code, sig) => resolve([code, sig])));
+    // 'close', not 'exit': the output may still be in the pipes when the process has exited.
+    const [exit, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('close', (code, sig) => resolve([code, sig])));
     clearInterval(poll);
     clearTimeout(kill);
     return { args: args.slice(1), exit, signal, output, ms: Date.now() - started, peakRssBytes: peak };
