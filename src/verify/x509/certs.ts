@@ -52,6 +52,14 @@ export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCert
     throw new LimitError('maxCertificateSize', `a certificate of ${der.length} bytes is larger than ${limits.maxCertificateSize}`);
   }
   const buf = Buffer.from(der);
+  const sha256 = createHash('sha256').update(buf).digest('hex');
+  const seen = parsedCerts.get(sha256);
+  if (seen) {
+    // Most recently used last, so the oldest is evicted first.
+    parsedCerts.delete(sha256);
+    parsedCerts.set(sha256, seen);
+    return seen;
+  }
   const node = new X509Certificate(buf);
   let cert = parsed;
   if (!cert) {
@@ -73,15 +81,24 @@ export function parseCertificate(der: Uint8Array, limits?: Pick<Limits, 'maxCert
     rawIssuer,
     notBefore: cert.notBefore.value,
     notAfter: cert.notAfter.value,
-    sha256: createHash('sha256').update(node.raw).digest('hex'),
+    sha256,
     serialHex: serial.toString('hex'),
     signatureAlgorithm: cert.signatureAlgorithm.algorithmId,
   };
   // Extensions are parsed now, as Go's ParseCertificate does: a certificate with a malformed one (say a
   // non-ASCII SAN) is refused here, where callers expect parse errors, not later in an identity check.
   certExtensions(result);
+  parsedCerts.set(sha256, result);
+  if (parsedCerts.size > ParsedCertsMax) parsedCerts.delete(parsedCerts.keys().next().value!);
   return result;
 }
+
+/**
+ * Parsed certificates by the SHA-256 of their DER: the same signer's chain arrives with every
+ * signature, and parsing (asn1js) was most of a verification's cost. A `Cert` is immutable.
+ */
+const parsedCerts = new Map<string, Cert>();
+const ParsedCertsMax = 256;
 
 /** All certificates in a PEM or DER blob (every PEM block counts; DER may be concatenated). */
 export function parseCertificates(data: Uint8Array, limits?: Pick<Limits, 'maxCertificateSize'>, maxCount = Infinity): Cert[] {

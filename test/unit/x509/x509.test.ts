@@ -190,3 +190,16 @@ describe('revocation with the notation e2e CRL and OCSP fixtures', () => {
     assert.deepEqual(parseCertificates(D('ocsp', 'leaf.crt'))[0]!.der, ocspChain[0]!.der);
   });
 });
+
+test('a certificate seen before is not parsed again (same DER, same immutable Cert); the size budget still applies', () => {
+  const der = gsRoot()[0]!.der;
+  const a = parseCertificates(der)[0]!;
+  const b = parseCertificates(Buffer.from(der))[0]!;
+  assert.equal(a, b);
+  assert.throws(() => parseCertificates(der, { maxCertificateSize: 16 }), /maxCertificateSize/);
+  const tampered = Buffer.from(der);
+  tampered[tampered.length - 1]! ^= 1;
+  const c = parseCertificates(tampered)[0]!;
+  assert.notEqual(c, a);
+  assert.notEqual(c.sha256, a.sha256);
+});
