@@ -18,7 +18,7 @@ import type { Kube } from './kube.ts';
 import type { Metrics } from './metrics.ts';
 import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
 import { ExponentialRateLimiter, WorkQueue, realClock, type Clock } from './queue.ts';
-import { reconcile, type ReconcileDeps, type ReconcileOptions } from './reconcile.ts';
+import { keptArtifacts, reconcile, type ReconcileDeps, type ReconcileOptions } from './reconcile.ts';
 import { SecretCache, referencedSecrets, type Secret, type ServiceAccount } from './secrets.ts';
 import type { VerifyCache } from './verification.ts';
 import type { CloudIdentity } from '../oci/cloud/index.ts';
@@ -257,8 +257,7 @@ export class Manager {
       // one; now it can go (retention permitting) instead of waiting for the next interval.
       const current = status.artifact?.path;
       if (current && current !== obj.status?.artifact?.path) {
-        const { namespace, name } = obj.metadata;
-        await this.deps.storage.garbageCollect(namespace, name, [current, ...this.deps.keepArtifacts(namespace, name)]).catch(() => []);
+        await this.deps.storage.garbageCollect(obj.metadata.namespace, obj.metadata.name, keptArtifacts(this.deps, obj, current)).catch(() => []);
       }
       for (const e of notify(obj, obj.status, status, result.loggedFailures)) void this.#event(obj, e);
       return published.error && !('error' in result.outcome) ? { error: published.error } : result.outcome;

@@ -250,8 +250,7 @@ class Run {
 
   /** What storage GC keeps: the current artifact and whatever is still handed out elsewhere. */
   keep(current: string | undefined): string[] {
-    const others = this.deps.keepArtifacts(this.obj.metadata.namespace, this.obj.metadata.name);
-    return current ? [current, ...others] : [...others];
+    return keptArtifacts(this.deps, this.obj, current);
   }
 
   /** The recorded artifact must exist with its digest; otherwise forget it and rebuild. */
@@ -378,6 +377,12 @@ class Run {
     const recorded = obj.status?.artifact?.path;
     await deps.storage.garbageCollect(ns, name, [...this.keep(target), ...(recorded ? [recorded] : [])]).catch(() => []);
   }
+}
+
+/** What storage GC keeps for an object: `current` and whatever is still handed out elsewhere. */
+export function keptArtifacts(deps: Pick<ReconcileDeps, 'keepArtifacts'>, obj: OCIRepository, current: string | undefined): string[] {
+  const others = deps.keepArtifacts(obj.metadata.namespace, obj.metadata.name);
+  return current ? [current, ...others] : [...others];
 }
 
 function describeRef(ref: OCIRepository['spec']['ref']): string {
