@@ -19,7 +19,7 @@ import type { Metrics } from './metrics.ts';
 import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
 import { ExponentialRateLimiter, WorkQueue, realClock, type Clock } from './queue.ts';
 import { keptArtifacts, reconcile, type ReconcileDeps, type ReconcileOptions } from './reconcile.ts';
-import { SecretCache, referencedSecrets, type Secret, type ServiceAccount } from './secrets.ts';
+import { SecretCache, referencedSecrets, type KubeReader, type Secret, type ServiceAccount } from './secrets.ts';
 import type { VerifyCache } from './verification.ts';
 import type { CloudIdentity } from '../oci/cloud/index.ts';
 
@@ -238,7 +238,8 @@ export class Manager {
       // New generation or requested reconcile: say so before the (possibly long) work. This is
       // never the last word: the reconcile below always ends in a status write of its own.
       const requested = obj.metadata.annotations?.[ReconcileRequestAnnotation];
-      if (obj.status?.observedGeneration !== obj.metadata.generation || (requested && requested !== obj.status?.lastHandledReconcileAt)) {
+      const asked = obj.status?.observedGeneration !== obj.metadata.generation || (!!requested && requested !== obj.status?.lastHandledReconcileAt);
+      if (asked) {
         const generation = obj.metadata.generation;
         obj = await this.#patchStatus(obj, progressing(obj));
         // The spec moved on while we wrote (a conflict returned a newer object): that change has
@@ -246,7 +247,7 @@ export class Manager {
         // has not checked (e.g. a new suspend).
         if (obj.metadata.generation !== generation) return {};
       }
-      const result = await reconcile(obj, { ...this.deps, log });
+      const result = await reconcile(obj, { ...this.deps, ...(asked ? { kube: this.#freshReader() } : {}), log });
       if (result.cancelled) return {};
       this.#guard();
       // The ExternalArtifact follows the final status; its condition joins the one status write.
@@ -264,6 +265,24 @@ export class Manager {
     } finally {
       this.metrics?.observeReconcile(obj.metadata.namespace, obj.metadata.name, (performance.now() - started) / 1000);
     }
+  }
+
+  /**
+   * For a reconcile the user asked for (new generation, reconcile request): Secrets are read from
+   * the apiserver, once each, so a Secret changed just before the request is seen even when its
+   * watch event has not arrived yet. Interval reconciles use the watch-validated cache.
+   */
+  #freshReader(): KubeReader {
+    const reads = new Map<string, Promise<Secret | null>>();
+    return {
+      ...this.deps.kube,
+      getSecret: (namespace, name) => {
+        const key = `${namespace}/${name}`;
+        let p = reads.get(key);
+        if (!p) reads.set(key, (p = this.secretCache.read(namespace, name)));
+        return p;
+      },
+    };
   }
 
   /** No apiserver write once we stopped leading. */

@@ -46,13 +46,22 @@ export class SecretCache {
   }
 
   async get(namespace: string, name: string): Promise<Secret | null> {
-    const key = `${namespace}/${name}`;
     const watched = this.#watchedVersion(namespace, name);
-    const held = this.#entries.get(key);
+    const held = this.#entries.get(`${namespace}/${name}`);
     if (held && watched !== undefined && held.metadata.resourceVersion === watched) {
       this.hits++;
       return held;
     }
+    return this.read(namespace, name);
+  }
+
+  /**
+   * Reads from the apiserver whatever the watch says. For reconciles a user asked for: the watch
+   * of Secrets and that of OCIRepositories are separate streams, so "update the Secret, then
+   * request a reconcile" can reach us in the other order, and the reconcile must see the update.
+   */
+  async read(namespace: string, name: string): Promise<Secret | null> {
+    const key = `${namespace}/${name}`;
     this.misses++;
     const fresh = await this.#fetch(namespace, name);
     if (fresh) this.#entries.set(key, fresh);
