@@ -56,6 +56,8 @@ export class Manager {
   #workers: Promise<void>[] = [];
   #secretsSynced = false;
   #reconcileCount = 0;
+  /** When the watch last showed each object's spec change or reconcile request (performance.now()). */
+  readonly #triggeredAt = new Map<string, number>();
 
   constructor(args: { kube: Kube; storage: Storage; log: Logger; opts: ManagerOptions; providers: Record<ProviderName, Provider>; verifyCache: VerifyCache; metrics?: Metrics; clock?: Clock; cloud?: CloudIdentity; transport?: Transport }) {
     this.kube = args.kube;
@@ -71,11 +73,12 @@ export class Manager {
       this.kube,
       { path: ns ? `${base}/namespaces/${ns}/${Plural}` : `${base}/${Plural}`, ...(args.opts.labelSelector ? { labelSelector: args.opts.labelSelector } : {}), log: this.log },
       {
-        onAdd: (o) => this.queue.add(keyOf(o)),
+        onAdd: (o) => this.#trigger(keyOf(o)),
         onUpdate: (prev, o) => {
-          if (needsReconcile(prev, o)) this.queue.add(keyOf(o));
+          if (needsReconcile(prev, o)) this.#trigger(keyOf(o));
         },
         onDelete: (o) => {
+          this.#triggeredAt.delete(keyOf(o));
           // Deleted without our finalizer (e.g. forced): still drop its files. An object that only
           // left our shard keeps its ExternalArtifact: the shard that took it over maintains it.
           this.queue.remove(keyOf(o));
@@ -137,6 +140,12 @@ export class Manager {
       signal: this.#cancel.signal,
       keepArtifacts: (namespace, name) => this.publisher.keep(namespace, name),
     };
+  }
+
+  /** Queues a key for a change seen on the watch, remembering when: see #freshReader. */
+  #trigger(key: string): void {
+    this.#triggeredAt.set(key, performance.now());
+    this.queue.add(key);
   }
 
   #secretChanged(s: SecretMeta): void {
@@ -247,7 +256,7 @@ export class Manager {
         // has not checked (e.g. a new suspend).
         if (obj.metadata.generation !== generation) return {};
       }
-      const result = await reconcile(obj, { ...this.deps, ...(asked ? { kube: this.#freshReader() } : {}), log });
+      const result = await reconcile(obj, { ...this.deps, ...(asked ? { kube: this.#freshReader(this.#triggeredAt.get(key) ?? started) } : {}), log });
       if (result.cancelled) return {};
       this.#guard();
       // The ExternalArtifact follows the final status; its condition joins the one status write.
@@ -268,21 +277,13 @@ export class Manager {
   }
 
   /**
-   * For a reconcile the user asked for (new generation, reconcile request): Secrets are read from
-   * the apiserver, once each, so a Secret changed just before the request is seen even when its
-   * watch event has not arrived yet. Interval reconciles use the watch-validated cache.
+   * For a reconcile the user asked for (new generation, reconcile request): Secrets as the
+   * apiserver had them after the watch showed the request (`since`), so a Secret changed just
+   * before the request is seen even when its own watch event has not arrived yet. Interval
+   * reconciles use the watch-validated cache.
    */
-  #freshReader(): KubeReader {
-    const reads = new Map<string, Promise<Secret | null>>();
-    return {
-      ...this.deps.kube,
-      getSecret: (namespace, name) => {
-        const key = `${namespace}/${name}`;
-        let p = reads.get(key);
-        if (!p) reads.set(key, (p = this.secretCache.read(namespace, name)));
-        return p;
-      },
-    };
+  #freshReader(since: number): KubeReader {
+    return { ...this.deps.kube, getSecret: (namespace, name) => this.secretCache.read(namespace, name, since) };
   }
 
   /** No apiserver write once we stopped leading. */

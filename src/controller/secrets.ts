@@ -34,6 +34,8 @@ export interface KubeReader {
  */
 export class SecretCache {
   #entries = new Map<string, Secret>();
+  /** The latest apiserver read of each Secret and when it began (performance.now()). */
+  #reads = new Map<string, { at: number; read: Promise<Secret | null> }>();
   readonly #fetch: (namespace: string, name: string) => Promise<Secret | null>;
   readonly #watchedVersion: (namespace: string, name: string) => string | undefined;
   hits = 0;
@@ -56,22 +58,40 @@ export class SecretCache {
   }
 
   /**
-   * Reads from the apiserver whatever the watch says. For reconciles a user asked for: the watch
-   * of Secrets and that of OCIRepositories are separate streams, so "update the Secret, then
-   * request a reconcile" can reach us in the other order, and the reconcile must see the update.
+   * The Secret as the apiserver had it at some moment after `since` (performance.now()), whatever
+   * the watch says. For reconciles a user asked for: the watches of Secrets and of OCIRepositories
+   * are separate streams, so "update the Secret, then request a reconcile" can reach us in the
+   * other order, and the reconcile must see the update. A read that began after `since` already
+   * reflects it, so a burst of requested reconciles shares one read per Secret.
    */
-  async read(namespace: string, name: string): Promise<Secret | null> {
+  read(namespace: string, name: string, since = Infinity): Promise<Secret | null> {
     const key = `${namespace}/${name}`;
+    const last = this.#reads.get(key);
+    if (last && last.at >= since) {
+      this.hits++;
+      return last.read;
+    }
     this.misses++;
-    const fresh = await this.#fetch(namespace, name);
-    if (fresh) this.#entries.set(key, fresh);
-    else this.#entries.delete(key);
-    return fresh;
+    const read = this.#fetch(namespace, name).then((fresh) => {
+      // A watch event seen during the read dropped this read: its answer may predate the change.
+      if (this.#reads.get(key)?.read === read) {
+        if (fresh) this.#entries.set(key, fresh);
+        else this.#entries.delete(key);
+      }
+      return fresh;
+    });
+    this.#reads.set(key, { at: performance.now(), read });
+    read.catch(() => {
+      if (this.#reads.get(key)?.read === read) this.#reads.delete(key);
+    });
+    return read;
   }
 
   /** Drops a Secret's contents (it changed or was deleted). */
   invalidate(namespace: string, name: string): void {
-    this.#entries.delete(`${namespace}/${name}`);
+    const key = `${namespace}/${name}`;
+    this.#entries.delete(key);
+    this.#reads.delete(key);
   }
 
   get size(): number {

@@ -117,7 +117,7 @@ async function serve(storage: Storage, cache: SmallFileCache, req: http.Incoming
     res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 10 }).end('not found\n');
     return;
   }
-  const info = await storage.inspect(rel);
+  const info = await storage.inspect(rel, st);
   if (!info) {
     res.writeHead(404, { 'content-length': 0 }).end();
     return;

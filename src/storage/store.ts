@@ -2,7 +2,7 @@
 // file in the same directory and renamed, plus a `latest.tar.gz` symlink. Nothing outside
 // <root> is ever written: every path comes from validated names, never from artifact content.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -138,13 +138,14 @@ export class Storage {
 
   /**
    * The digest and size of a stored file, or null when it is missing. Hashes only when the file
-   * changed since we last saw it (inode, size and mtime), so steady state costs one stat.
+   * changed since we last saw it (inode, size and mtime), so steady state costs one stat (none
+   * when the caller passes the lstat it just made).
    */
-  async inspect(rel: string): Promise<{ digest: string; size: number } | null> {
+  async inspect(rel: string, known?: Stats): Promise<{ digest: string; size: number } | null> {
     const p = this.abs(rel);
-    let st;
+    let st = known;
     try {
-      st = await lstat(p);
+      st ??= await lstat(p);
     } catch {
       return null;
     }

@@ -109,3 +109,35 @@ test('SecretCache: read once per resourceVersion the watch reports; re-read afte
   assert.equal(cache.size, 0, 'contents of a deleted Secret are not held');
   assert.equal(cache.hits, 5);
 });
+
+test('SecretCache.read: a read that began after `since` is shared; an older one, or one a watch event overtook, is not', async () => {
+  let reads = 0;
+  let version = 1;
+  const cache = new SecretCache(
+    async () => {
+      reads++;
+      return { metadata: { name: 'keys', namespace: 'team', resourceVersion: String(version) }, data: { k: b64(`v${version}`) } };
+    },
+    () => String(version),
+  );
+  const queuedAt = performance.now();
+  // A burst of requested reconciles, all queued before the first read began: one read.
+  const [a, b, c] = await Promise.all([cache.read('team', 'keys', queuedAt), cache.read('team', 'keys', queuedAt), cache.read('team', 'keys', queuedAt)]);
+  assert.equal(reads, 1);
+  assert.equal(a?.data?.k, b64('v1'));
+  assert.equal(b, a);
+  assert.equal(c, a);
+  // A request seen after that read began needs a read of its own.
+  await new Promise((r) => setTimeout(r, 5));
+  version = 2;
+  assert.equal((await cache.read('team', 'keys', performance.now()))?.data?.k, b64('v2'));
+  assert.equal(reads, 2);
+  // The watch reports a change: the last read is not shared any more, even for an old `since`.
+  version = 3;
+  cache.invalidate('team', 'keys');
+  assert.equal((await cache.read('team', 'keys', queuedAt))?.data?.k, b64('v3'));
+  assert.equal(reads, 3);
+  // The read filled the watch-validated cache: interval reconciles read nothing more.
+  assert.equal((await cache.get('team', 'keys'))?.data?.k, b64('v3'));
+  assert.equal(reads, 3);
+});
