@@ -1,11 +1,9 @@
 // HTTP server for stored artifacts: GET and HEAD of artifact files only, with Content-Length,
 // an ETag of the file digest, single Range requests, and 404 for everything else (no listings).
-import { createReadStream } from 'node:fs';
-import { lstat, readFile, readlink } from 'node:fs/promises';
+import { lstat, open, readFile, readlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { KindDir, LatestName, type Storage } from './store.ts';
 
 const Route = new RegExp(`^/${KindDir}/([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)/((?:sha256|sha384|sha512):[a-f0-9]{64,128}\\.tar\\.gz|${LatestName.replace('.', '\\.')})$`);
@@ -161,7 +159,55 @@ async function serve(storage: Storage, cache: SmallFileCache, req: http.Incoming
     res.end(status === 206 ? small.subarray(start, end + 1) : small);
     return;
   }
-  await pipeline(createReadStream(storage.abs(rel), { start, end, highWaterMark: 1 << 20 }), res);
+  await sendFile(storage.abs(rel), start, end, res);
+}
+
+/**
+ * Read buffers for streaming, reused across requests: a fresh multi-megabyte buffer per read
+ * costs a page fault per 4 KiB, which made streaming 4 MiB three times slower than nginx.
+ */
+const ChunkSize = 1 << 20;
+const MaxPooledChunks = 16;
+const chunks: Buffer[] = [];
+
+/**
+ * Streams bytes start..end of a file: one 1 MiB read at a time into a pooled buffer, which is
+ * reused once the socket has taken the bytes. The file is named by digest and never rewritten in
+ * place, so a short read means it was removed: the response is cut rather than padded.
+ */
+async function sendFile(file: string, start: number, end: number, res: http.ServerResponse): Promise<void> {
+  const fh = await open(file, 'r');
+  const buf = chunks.pop() ?? Buffer.allocUnsafeSlow(ChunkSize);
+  let reusable = true;
+  try {
+    for (let pos = start; pos <= end; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(ChunkSize, end - pos + 1), pos);
+      if (bytesRead === 0) throw new Error(`${file} shrank while being served`);
+      pos += bytesRead;
+      if (!(await written(res, buf.subarray(0, bytesRead)))) {
+        // The client went away: the socket may still hold the chunk, so the buffer is not reused.
+        reusable = false;
+        return;
+      }
+    }
+    res.end();
+  } finally {
+    await fh.close();
+    if (reusable && chunks.length < MaxPooledChunks) chunks.push(buf);
+  }
+}
+
+/** Writes a chunk and resolves once the socket has taken it: true, or false if the response closed first. */
+function written(res: http.ServerResponse, chunk: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (res.destroyed) return resolve(false);
+    const onClose = () => resolve(false);
+    res.once('close', onClose);
+    res.write(chunk, (err) => {
+      res.off('close', onClose);
+      resolve(!err);
+    });
+  });
 }
 
 /** One byte range; null for a syntax we ignore (serve the whole file), as RFC 9110 allows. */
