@@ -15,11 +15,14 @@
 // the window, summarised), --heap (heap snapshots idle and loaded, summarised by constructor),
 // --concurrent N (default: the controller's own default), --node-flags "…" (extra flags for the
 // controller's node, e.g. --max-semi-space-size=2), --burst-only (stop after all are Ready: for
-// comparing --concurrent), --no-floor (skip the floors). --n 0 measures the idle controller only.
+// comparing --concurrent), --no-floor (skip the floors), --no-storm (skip the download storm: wrk
+// on a 4 MiB artifact during a second window, reconcile latency and event-loop delay compared). --n 0 measures the idle controller only.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import ts from 'typescript';
 import { Group, Plural, Version, type OCIRepository } from '../src/api/schema.ts';
 import { Informer, keyOf } from '../src/controller/informer.ts';
@@ -47,6 +50,7 @@ const { values: flags } = parseArgs({
     'node-flags': { type: 'string', default: process.env.NODE_FLAGS || '' },
     'burst-only': { type: 'boolean', default: !!process.env.BURST_ONLY },
     'no-floor': { type: 'boolean', default: !!process.env.NO_FLOOR },
+    'no-storm': { type: 'boolean', default: !!process.env.NO_STORM },
   },
 });
 const N = Number(flags.n);
@@ -59,6 +63,7 @@ const intervalMs = (() => {
 // dist, src, or the path of another build's main.js (a before/after comparison from one tree).
 const entry = flags.controller === 'dist' ? path.join(projectRoot, 'dist/src/main.js') : flags.controller === 'src' ? path.join(projectRoot, 'src/main.ts') : path.resolve(flags.controller!);
 if (!existsSync(entry)) throw new Error(`${entry} not found (make build)`);
+const StormBytes = 4 << 20;
 const Namespace = 'bench';
 const Repo = 'bench/app-';
 const Tag = 'v1';
@@ -197,10 +202,53 @@ async function sampleRss(pid: number, seconds: number): Promise<{ median: number
   return { median: sorted[Math.floor(sorted.length / 2)]!, series: `first ${mb(rss[0]!)}, min ${mb(sorted[0]!)}, max ${mb(sorted.at(-1)!)}, last ${mb(rss.at(-1)!)} MB` };
 }
 
+interface WindowStats {
+  seconds: number;
+  reconciles: number;
+  meanS: number;
+  /** Share of reconciles slower than 100 ms (histogram bucket le="0.1"). */
+  over100ms: number;
+  /** prom-client's event-loop lag figures, which it resets at every scrape: the window between two scrapes. */
+  lagP99S: number;
+  lagMaxS: number;
+}
+
+/** Reconcile durations (all objects' histograms added up) and event-loop delay between two scrapes. */
+function windowStats(a: Map<string, number>, b: Map<string, number>, seconds: number): WindowStats {
+  const total = (m: Map<string, number>, prefix: string, le?: string) =>
+    [...m].filter(([k]) => k.startsWith(prefix) && (le === undefined || k.includes(`le="${le}"`))).reduce((acc, [, v]) => acc + v, 0);
+  const H = 'ocisource_reconcile_duration_seconds';
+  const count = total(b, `${H}_count`) - total(a, `${H}_count`);
+  const sumS = total(b, `${H}_sum`) - total(a, `${H}_sum`);
+  const fast = total(b, `${H}_bucket`, '0.1') - total(a, `${H}_bucket`, '0.1');
+  return { seconds, reconciles: count, meanS: count ? sumS / count : NaN, over100ms: count ? 1 - fast / count : NaN, lagP99S: metric(b, 'nodejs_eventloop_lag_p99_seconds'), lagMaxS: metric(b, 'nodejs_eventloop_lag_max_seconds') };
+}
+
+/**
+ * wrk hammers object 0's 4 MiB artifact from the controller's artifact server for `seconds`,
+ * while every object keeps reconciling: do reconciles slow down, does the event loop stall?
+ */
+async function downloadStorm(ctl: Controller, admin: Kube, seconds: number): Promise<{ seconds: number; rps: number; stats: WindowStats }> {
+  const o = await admin.request<OCIRepository>('GET', `/apis/${Group}/${Version}/namespaces/${Namespace}/${Plural}/app-0`);
+  const url = o.status?.artifact?.url;
+  if (!url) throw new Error('app-0 has no artifact URL');
+  const size = Number((await fetch(url, { method: 'HEAD' })).headers.get('content-length'));
+  if (size < StormBytes) throw new Error(`app-0's artifact is ${size} bytes, expected the 4 MiB one`);
+  const m0 = await metrics(ctl.metricsPort);
+  const t0 = performance.now();
+  const { stdout } = await promisify(execFile)('wrk', ['-t2', '-c16', `-d${seconds}s`, url]);
+  const wall = (performance.now() - t0) / 1000;
+  const m1 = await metrics(ctl.metricsPort);
+  if (/Non-2xx or 3xx responses/.test(stdout)) throw new Error(`the artifact server answered errors under load:\n${stdout}`);
+  return { seconds: wall, rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), stats: windowStats(m0, m1, wall) };
+}
+
 async function pushArtifacts(reg: Registry, pub: ReturnType<typeof generateKey>): Promise<void> {
   const t = performance.now();
   await pool(N, 8, async (i) => {
-    const files = { 'deploy.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-${i}\ndata:\n  index: "${i}"\n` };
+    const files: Record<string, string | Buffer> = { 'deploy.yaml': `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-${i}\ndata:\n  index: "${i}"\n` };
+    // The artifact the download storm fetches: 4 MiB that gzip cannot shrink.
+    if (i === 0 && !flags['no-storm']) files['blob.bin'] = randomBytes(StormBytes);
     const a = await pushTarGzArtifact(reg, `${Repo}${i}`, Tag, files);
     await pushCosignSig(reg, `${Repo}${i}`, a.manifestDigest, [signLegacy(pub, a.manifestDigest)]);
   });
@@ -352,6 +400,8 @@ async function main(): Promise<void> {
     const loaded = await memory(ctl);
     log(`steady state over ${used.wall.toFixed(0)} s: ${reconciles} reconciles (${errors} errors), CPU ${used.cpu.toFixed(2)} s (${used.threads})`);
     if (flags.heap) await heapSnapshot(ctl, `loaded (${N} objects)`);
+    const quiet = windowStats(m0, m1, used.wall);
+    const storm = flags['no-storm'] ? undefined : await downloadStorm(ctl, admin, Math.min(windowS, 60));
     await ctl.proc.stop(30_000);
 
     // The floor: the same N HEADs per interval from a bare loop, through the same relay; with
@@ -405,6 +455,15 @@ async function main(): Promise<void> {
     console.log(`  idle controller ${memLine(idle)}`);
     console.log(`  loaded controller RSS over the window: ${loadedSeries}; at the end ${memLine(loaded)}`);
     console.log(`  floor (undici): ${fl.threads}; floor (keep-alive): ${fk.threads}`);
+    if (storm) {
+      console.log(`\nDownload storm: wrk -t2 -c16 on one 4 MiB artifact for ${storm.seconds.toFixed(0)} s (${storm.rps.toFixed(0)} req/s, ${MiB(storm.rps * StormBytes)}/s) while all ${N} objects reconcile on their interval:`);
+      const row2 = (what: string, a: string, b: string) => console.log(`  ${what.padEnd(58)} ${a.padStart(12)} ${b.padStart(12)}`);
+      row2('', 'quiet', 'storm');
+      row2('reconciles per minute', (quiet.reconciles / (quiet.seconds / 60)).toFixed(0), (storm.stats.reconciles / (storm.seconds / 60)).toFixed(0));
+      row2('reconcile duration, mean', msOf(quiet.meanS), msOf(storm.stats.meanS));
+      row2('reconciles taking over 100 ms', `${(100 * quiet.over100ms).toFixed(1)} %`, `${(100 * storm.stats.over100ms).toFixed(1)} %`);
+      row2('event-loop delay, p99 / max over the window', `${msOf(quiet.lagP99S)} / ${msOf(quiet.lagMaxS)}`, `${msOf(storm.stats.lagP99S)} / ${msOf(storm.stats.lagMaxS)}`);
+    }
     await stopAll();
     if (flags.profile) printProfiles(ctl, { idle: [idleHr0, idleHr1], steady: [hr0, hr1] }, reconciles);
   } finally {
