@@ -3,13 +3,14 @@
 // size limits and the reconcile's deadline, so resolve, verify and pull share the same settings.
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { exceeded, LimitError, limitError, limitsWith, type Limits } from '../api/limits.ts';
 import { parseJSON } from '../util/json.ts';
 import { parseChallenge, type Challenge, type Credentials } from './auth.ts';
 import { parseRetryAfter, RegistryError } from './errors.ts';
 import type { RegistryReader } from './reader.ts';
 import { isDigest, type RepositoryRef } from './reference.ts';
+import { undici } from './undici.ts';
 import type { ProxyOptions, TLSOptions, Transport } from './transport.ts';
 import { MediaTypes, type Descriptor, type FetchedManifest, type ImageIndex } from './types.ts';
 
@@ -53,7 +54,7 @@ export class RegistryClient implements RegistryReader {
   readonly apiHost: string;
   readonly #opts: ClientOptions;
   readonly #transport: Transport;
-  readonly #dispatcher: Dispatcher;
+  readonly #dispatcher: Promise<Dispatcher>;
   /** The budgets this client enforces (defaults where its options set none). */
   readonly limits: Limits;
   readonly #origin: string;
@@ -346,11 +347,12 @@ export class RegistryClient implements RegistryReader {
     try {
       // The race guarantees the deadline even where undici does not watch the signal (a proxy
       // that never answers CONNECT); a lost request is aborted by the same signal.
+      const [{ request }, dispatcher] = await Promise.all([undici(), this.#dispatcher]);
       return await withDeadline(request(url, {
         method: method as Dispatcher.HttpMethod,
         headers,
         ...(body !== undefined ? { body } : {}),
-        dispatcher: this.#dispatcher,
+        dispatcher,
         // undici closes the connection after a HEAD unless told otherwise (in case a server sends a
         // body anyway); the steady-state reconcile is one HEAD, so keeping the connection saves a
         // connect (and TLS handshake) per reconcile.

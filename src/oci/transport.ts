@@ -3,8 +3,9 @@
 // connection pools, bearer tokens, and the auth challenge each registry answered with. Nothing of
 // it lives in module state, so two owners never share or leak each other's connections.
 import { createHash } from 'node:crypto';
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { TokenCache, type Challenge } from './auth.ts';
+import { undici } from './undici.ts';
 
 export interface TLSOptions {
   ca?: string | Buffer;
@@ -36,7 +37,7 @@ export interface TransportOptions {
 }
 
 interface Pool {
-  dispatcher: Dispatcher;
+  dispatcher: Promise<Dispatcher>;
   owners: Set<string>;
 }
 
@@ -69,13 +70,18 @@ export class Transport {
    * Secret it was built from is rotated, the pool it held is closed once no other owner holds
    * it. Pools asked for without an owner live until close().
    */
-  dispatcher(conn: ConnectionOptions, owner?: string): Dispatcher {
+  dispatcher(conn: ConnectionOptions, owner?: string): Promise<Dispatcher> {
     if (this.#closed) throw new Error('transport is closed');
     const key = poolKey(conn);
     let pool = this.#pools.get(key);
     if (!pool) {
-      pool = { dispatcher: this.#open(conn), owners: new Set() };
+      const opened = this.#open(conn);
+      pool = { dispatcher: opened, owners: new Set() };
       this.#pools.set(key, pool);
+      // Settings undici refuses fail the requests that use them (awaited there), and are not kept.
+      opened.catch(() => {
+        if (this.#pools.get(key)?.dispatcher === opened) this.#pools.delete(key);
+      });
     }
     if (owner !== undefined) {
       const before = this.#held.get(owner);
@@ -118,7 +124,7 @@ export class Transport {
     this.#held.clear();
     this.#challenges.clear();
     this.tokens.clear();
-    await Promise.all(all.map((p) => p.dispatcher.close().catch(() => undefined)));
+    await Promise.all(all.map((p) => p.dispatcher.then((d) => d.close()).catch(() => undefined)));
   }
 
   #drop(key: string, owner: string): void {
@@ -129,10 +135,11 @@ export class Transport {
     this.#pools.delete(key);
     this.evicted++;
     // Graceful: requests still running on the old pool complete.
-    void pool.dispatcher.close().catch(() => undefined);
+    void pool.dispatcher.then((d) => d.close()).catch(() => undefined);
   }
 
-  #open(conn: ConnectionOptions): Dispatcher {
+  async #open(conn: ConnectionOptions): Promise<Dispatcher> {
+    const { Agent, ProxyAgent } = await undici();
     const { tls, insecure, proxy } = conn;
     const connect = {
       ...(tls?.ca ? { ca: tls.ca } : {}),

@@ -11,7 +11,7 @@ import type { RegistrySession } from '../oci/reader.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { parseImageManifest, selectLayer } from '../oci/resolve.ts';
 import type { Descriptor, ImageManifest } from '../oci/types.ts';
-import { ArchiveError, extractTarGz, packReproducible, type Extracted } from './archive.ts';
+import type { Extracted } from './archive.ts';
 import type { Storage, StoredFile } from './store.ts';
 
 export interface BuildInput {
@@ -106,6 +106,7 @@ export async function buildArtifact(input: BuildInput): Promise<BuildResult> {
     await blob.verified.catch((err: Error) => {
       throw pullFailed(err);
     });
+    const { extractTarGz, packReproducible } = await loadArchive();
     try {
       extracted = await extractTarGz(createReadStream(blobFile), work, { limits });
     } catch (err) {
@@ -131,9 +132,15 @@ export async function buildArtifact(input: BuildInput): Promise<BuildResult> {
   }
 }
 
+/** The tar stack (node-tar, tar-stream, ignore) loads with the first artifact built, not at start. */
+let archive: typeof import('./archive.ts') | undefined;
+async function loadArchive(): Promise<typeof import('./archive.ts')> {
+  return (archive ??= await import('./archive.ts'));
+}
+
 function wrap(err: unknown, op: string): BuildError {
   if (err instanceof BuildError) return err;
-  if (err instanceof ArchiveError || err instanceof LimitError) return new BuildError('layer', `failed to ${op} layer: ${err.message}`, { cause: err });
+  if ((archive && err instanceof archive.ArchiveError) || err instanceof LimitError) return new BuildError('layer', `failed to ${op} layer: ${err.message}`, { cause: err });
   if (err instanceof RegistryError) return new BuildError('pull', `failed to ${op} layer: ${err.message}`, { cause: err });
   return new BuildError('storage', `failed to ${op} layer: ${(err as Error).message}`, { cause: err });
 }

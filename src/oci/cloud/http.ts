@@ -1,7 +1,8 @@
 // One HTTPS exchange with a cloud identity endpoint, and the error every failure becomes.
 // Failures name the step ("Entra ID token", "ECR GetAuthorizationToken", …), carry the cloud's
 // own error code and text, and say what to fix; token-shaped strings never reach a message.
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { undici } from '../undici.ts';
 
 /** A failed step of getting registry credentials from a cloud: FetchFailed/AuthenticationFailed. */
 export class CloudAuthError extends Error {
@@ -41,12 +42,13 @@ const MaxBody = 1 << 20;
 
 /** The connection pool for cloud endpoints; owned by CloudIdentity and closed with it. */
 export class CloudHttp {
-  readonly #dispatcher: Dispatcher;
+  /** Given, or made on the first request. */
+  #dispatcher: Dispatcher | undefined;
   /** Requests sent, per host: what tests count to prove the cache works. */
   readonly sent = new Map<string, number>();
 
   constructor(dispatcher?: Dispatcher) {
-    this.#dispatcher = dispatcher ?? new Agent({ connections: 8, keepAliveTimeout: 30_000, connect: { timeout: PerRequestTimeoutMs } });
+    this.#dispatcher = dispatcher;
   }
 
   /** Sends one request; network errors become CloudAuthError for `step`. Never throws on HTTP status. */
@@ -56,6 +58,8 @@ export class CloudHttp {
     const timeout = AbortSignal.timeout(PerRequestTimeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
     try {
+      const { Agent, request } = await undici();
+      this.#dispatcher ??= new Agent({ connections: 8, keepAliveTimeout: 30_000, connect: { timeout: PerRequestTimeoutMs } });
       const res = await request(u, {
         method: req.method,
         headers: { 'user-agent': 'oci-source-controller', ...req.headers },
@@ -87,7 +91,7 @@ export class CloudHttp {
   }
 
   async close(): Promise<void> {
-    await this.#dispatcher.close().catch(() => undefined);
+    await this.#dispatcher?.close().catch(() => undefined);
   }
 }
 

@@ -6,17 +6,20 @@ import type { Dispatcher } from 'undici';
 import { Transport } from '../../../src/oci/transport.ts';
 
 const closed = (d: Dispatcher) => (d as unknown as { closed: boolean }).closed;
+/** Pools are opened (undici loaded) and closed asynchronously: let that happen. */
+const settle = () => new Promise((r) => setImmediate(r));
 
 test('rotating an owner TLS settings N times leaves one pool; the old ones are closed', async () => {
   const t = new Transport();
   const seen: Dispatcher[] = [];
-  for (let i = 0; i < 20; i++) seen.push(t.dispatcher({ tls: { ca: `-----BEGIN CERTIFICATE-----\nrotation ${i}\n` }, insecure: false }, 'default/app'));
+  for (let i = 0; i < 20; i++) seen.push(await t.dispatcher({ tls: { ca: `-----BEGIN CERTIFICATE-----\nrotation ${i}\n` }, insecure: false }, 'default/app'));
+  await settle();
   assert.equal(t.pools, 1);
   assert.equal(t.evicted, 19);
   assert.ok(seen.slice(0, -1).every(closed), 'every replaced pool is closed');
   assert.equal(closed(seen.at(-1)!), false);
   // The same settings again: the same pool, nothing evicted.
-  assert.equal(t.dispatcher({ tls: { ca: `-----BEGIN CERTIFICATE-----\nrotation 19\n` }, insecure: false }, 'default/app'), seen.at(-1));
+  assert.equal(await t.dispatcher({ tls: { ca: `-----BEGIN CERTIFICATE-----\nrotation 19\n` }, insecure: false }, 'default/app'), seen.at(-1));
   assert.equal(t.evicted, 19);
   await t.close();
   assert.equal(t.pools, 0);
@@ -27,20 +30,22 @@ test('rotating an owner TLS settings N times leaves one pool; the old ones are c
 test('owners share a pool; it closes when the last one moves or is released', async () => {
   const t = new Transport();
   const proxy = { address: 'http://127.0.0.1:3128' };
-  const a = t.dispatcher({ insecure: false, proxy }, 'ns/a');
-  const b = t.dispatcher({ insecure: false, proxy }, 'ns/b');
+  const a = await t.dispatcher({ insecure: false, proxy }, 'ns/a');
+  const b = await t.dispatcher({ insecure: false, proxy }, 'ns/b');
   assert.equal(a, b);
-  t.dispatcher({ insecure: false, proxy: { ...proxy, password: 'rotated' } }, 'ns/a');
+  await t.dispatcher({ insecure: false, proxy: { ...proxy, password: 'rotated' } }, 'ns/a');
   assert.equal(t.pools, 2);
+  await settle();
   assert.equal(closed(a), false, 'ns/b still holds it');
   t.release('ns/b');
   assert.equal(t.pools, 1);
+  await settle();
   assert.ok(closed(a));
   t.release('ns/a');
   t.release('ns/unknown');
   assert.equal(t.pools, 0);
   // Without an owner (the CLI), a pool lives until close().
-  const cli = t.dispatcher({ insecure: true });
+  const cli = await t.dispatcher({ insecure: true });
   assert.equal(t.pools, 1);
   await t.close();
   assert.ok(closed(cli));
