@@ -274,11 +274,13 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
     storage.opts.advertisedAddr = `${advHost}:${artifacts.address.port}`;
   }
   log.info({ addr: `${artifacts.address.address}:${artifacts.address.port}`, advertised: storage.opts.advertisedAddr, storagePath: storage.root }, 'artifact server listening');
+  let manager: Manager | undefined;
   const cloud = new CloudIdentity({
     ...(cfg.cloud ?? { objectLevel: false, cacheMaxSize: 100, cacheMaxDurationMs: 3_600_000 }),
     recorder: metrics.tokenCache,
     kube: {
-      getServiceAccount: (ns, name) => getOrNull<ServiceAccount>(kube, `/api/v1/namespaces/${encodeURIComponent(ns)}/serviceaccounts/${encodeURIComponent(name)}`),
+      // The manager's watch-validated cache once it exists (it is built below, with this identity).
+      getServiceAccount: (ns, name) => manager?.serviceAccountCache.get(ns, name) ?? getOrNull<ServiceAccount>(kube, `/api/v1/namespaces/${encodeURIComponent(ns)}/serviceaccounts/${encodeURIComponent(name)}`),
       createServiceAccountToken: async (ns, name, audience) => {
         // Short-lived (the minimum the apiserver allows): it is exchanged at once and never stored.
         const r = await kube.request<{ status?: { token?: string } }>('POST', `/api/v1/namespaces/${encodeURIComponent(ns)}/serviceaccounts/${encodeURIComponent(name)}/token`, {
@@ -295,7 +297,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
   metrics.observeTransport(transport);
   const verifyCache = new VerifyCache();
   metrics.observeCaches({ artifacts: () => artifacts.cache.stats(), verification: () => verifyCache.stats() });
-  const manager = new Manager({
+  manager = new Manager({
     kube,
     storage,
     log,

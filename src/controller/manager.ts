@@ -1,7 +1,7 @@
 // Wires informers, the work queue, the worker loop and the reconciler. Per key, one pass is:
 // finalizer → "in progress" status (on a new generation or a requested reconcile) → reconcile()
-// → one status write → events from the status difference. Secret changes re-trigger the objects
-// that reference them.
+// → one status write → events from the status difference. Changes of Secrets and ServiceAccounts
+// re-trigger the objects that reference them.
 import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, setCondition, sortConditions, summarizeReady } from '../api/conditions.ts';
 import { ApiVersion, Finalizer, Group, Kind, Plural, ReconcileRequestAnnotation, Version } from '../api/names.ts';
@@ -19,7 +19,7 @@ import type { Metrics } from './metrics.ts';
 import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
 import { ExponentialRateLimiter, WorkQueue, realClock, type Clock } from './queue.ts';
 import { keptArtifacts, reconcile, type ReconcileDeps, type ReconcileOptions } from './reconcile.ts';
-import { SecretCache, referencedSecrets, type KubeReader, type Secret, type ServiceAccount } from './secrets.ts';
+import { ContentCache, referencedSecrets, type KubeReader, type Secret, type ServiceAccount } from './secrets.ts';
 import type { VerifyCache } from './verification.ts';
 import type { CloudIdentity } from '../oci/cloud/index.ts';
 
@@ -33,7 +33,8 @@ export interface ManagerOptions {
   externalArtifacts: Omit<PublisherOptions, 'watchNamespace' | 'sharded'>;
 }
 
-interface SecretMeta {
+/** What the metadata watches of Secrets and ServiceAccounts carry. */
+interface ObjectMeta {
   metadata: { name: string; namespace?: string; resourceVersion?: string };
 }
 
@@ -43,8 +44,11 @@ export class Manager {
   readonly log: Logger;
   readonly opts: ManagerOptions;
   readonly objects: Informer<OCIRepository>;
-  readonly secrets: Informer<SecretMeta>;
-  readonly secretCache: SecretCache;
+  readonly secrets: Informer<ObjectMeta>;
+  readonly secretCache: ContentCache<Secret>;
+  readonly serviceAccounts: Informer<ObjectMeta>;
+  /** imagePullSecrets and workload identity annotations of spec.serviceAccountName. */
+  readonly serviceAccountCache: ContentCache<ServiceAccount>;
   readonly queue: WorkQueue;
   readonly deps: ReconcileDeps;
   readonly metrics: Metrics | undefined;
@@ -88,25 +92,28 @@ export class Manager {
         },
       },
     );
-    // Secrets are watched by metadata only: a new resourceVersion drops the cached contents and
-    // re-triggers the objects that reference the Secret (key rotation).
-    this.secrets = new Informer<SecretMeta>(
-      this.kube,
-      {
-        path: ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets',
-        accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
-        listAccept: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
-        log: this.log,
-      },
-      {
-        onAdd: (s) => this.#secretChanged(s),
-        onUpdate: (_p, s) => this.#secretChanged(s),
-        onDelete: (s) => this.#secretChanged(s),
-      },
-    );
-    this.secretCache = new SecretCache(
+    // Secrets and ServiceAccounts are watched by metadata only: a new resourceVersion drops the
+    // cached contents and re-triggers the objects that reference the object (key rotation).
+    const metadataWatch = (resource: string, changed: (o: ObjectMeta) => void) =>
+      new Informer<ObjectMeta>(
+        this.kube,
+        {
+          path: ns ? `/api/v1/namespaces/${ns}/${resource}` : `/api/v1/${resource}`,
+          accept: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
+          listAccept: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
+          log: this.log,
+        },
+        { onAdd: changed, onUpdate: (_p, o) => changed(o), onDelete: changed },
+      );
+    this.secrets = metadataWatch('secrets', (s) => this.#secretChanged(s));
+    this.secretCache = new ContentCache<Secret>(
       (namespace, name) => getOrNull<Secret>(this.kube, `/api/v1/namespaces/${namespace}/secrets/${name}`),
       (namespace, name) => this.secrets.cache.get(`${namespace}/${name}`)?.metadata.resourceVersion,
+    );
+    this.serviceAccounts = metadataWatch('serviceaccounts', (sa) => this.#serviceAccountChanged(sa));
+    this.serviceAccountCache = new ContentCache<ServiceAccount>(
+      (namespace, name) => getOrNull<ServiceAccount>(this.kube, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
+      (namespace, name) => this.serviceAccounts.cache.get(`${namespace}/${name}`)?.metadata.resourceVersion,
     );
     this.publisher = new ExternalArtifactPublisher({
       kube: this.kube,
@@ -128,7 +135,7 @@ export class Manager {
       storage: this.storage,
       kube: {
         getSecret: (namespace, name) => this.secretCache.get(namespace, name),
-        getServiceAccount: (namespace, name) => getOrNull<ServiceAccount>(this.kube, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
+        getServiceAccount: (namespace, name) => this.serviceAccountCache.get(namespace, name),
         ...(args.cloud ? { cloud: args.cloud } : {}),
       },
       connect: (ref, options) => new RegistryClient(ref, { ...options, transport: this.transport }),
@@ -148,7 +155,17 @@ export class Manager {
     this.queue.add(key);
   }
 
-  #secretChanged(s: SecretMeta): void {
+  /** New imagePullSecrets or identity annotations: the objects that name the account retry with them. */
+  #serviceAccountChanged(sa: ObjectMeta): void {
+    const ns = sa.metadata.namespace ?? '';
+    this.serviceAccountCache.invalidate(ns, sa.metadata.name);
+    if (!this.#secretsSynced) return;
+    for (const o of this.objects.cache.values()) {
+      if (o.metadata.namespace === ns && o.spec.serviceAccountName === sa.metadata.name) this.queue.add(keyOf(o));
+    }
+  }
+
+  #secretChanged(s: ObjectMeta): void {
     const ns = s.metadata.namespace ?? '';
     this.secretCache.invalidate(ns, s.metadata.name);
     if (!this.#secretsSynced) return; // the initial list adds every object anyway
@@ -164,7 +181,8 @@ export class Manager {
     await this.storage.cleanWork();
     this.objects.start();
     this.secrets.start();
-    await Promise.all([this.objects.synced(), this.secrets.synced()]);
+    this.serviceAccounts.start();
+    await Promise.all([this.objects.synced(), this.secrets.synced(), this.serviceAccounts.synced()]);
     this.#secretsSynced = true;
     // Before any reconcile: GC must already know which artifacts ExternalArtifacts point at.
     await this.publisher.start();
@@ -183,7 +201,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     this.stopLeading();
-    await Promise.all([this.objects.stop(), this.secrets.stop(), this.publisher.stop()]);
+    await Promise.all([this.objects.stop(), this.secrets.stop(), this.serviceAccounts.stop(), this.publisher.stop()]);
     await Promise.all(this.#workers);
     await this.transport.close();
   }
@@ -277,13 +295,18 @@ export class Manager {
   }
 
   /**
-   * For a reconcile the user asked for (new generation, reconcile request): Secrets as the
+   * For a reconcile the user asked for (new generation, reconcile request): Secrets and
+   * ServiceAccounts as the
    * apiserver had them after the watch showed the request (`since`), so a Secret changed just
    * before the request is seen even when its own watch event has not arrived yet. Interval
    * reconciles use the watch-validated cache.
    */
   #freshReader(since: number): KubeReader {
-    return { ...this.deps.kube, getSecret: (namespace, name) => this.secretCache.read(namespace, name, since) };
+    return {
+      ...this.deps.kube,
+      getSecret: (namespace, name) => this.secretCache.read(namespace, name, since),
+      getServiceAccount: (namespace, name) => this.serviceAccountCache.read(namespace, name, since),
+    };
   }
 
   /** No apiserver write once we stopped leading. */

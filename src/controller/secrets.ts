@@ -28,26 +28,26 @@ export interface KubeReader {
 }
 
 /**
- * Secret contents, held only for Secrets an object references and only while the metadata watch
- * reports the same resourceVersion, so a steady-state reconcile reads nothing from the apiserver
- * and a rotated Secret is read again on its next use.
+ * Contents of Secrets (or ServiceAccounts), held only for those an object references and only
+ * while the metadata watch reports the same resourceVersion, so a steady-state reconcile reads
+ * nothing from the apiserver and a rotated Secret is read again on its next use.
  */
-export class SecretCache {
-  #entries = new Map<string, Secret>();
-  /** The latest apiserver read of each Secret and when it began (performance.now()). */
-  #reads = new Map<string, { at: number; read: Promise<Secret | null> }>();
-  readonly #fetch: (namespace: string, name: string) => Promise<Secret | null>;
+export class ContentCache<T extends { metadata: { resourceVersion?: string } }> {
+  #entries = new Map<string, T>();
+  /** The latest apiserver read of each object and when it began (performance.now()). */
+  #reads = new Map<string, { at: number; read: Promise<T | null> }>();
+  readonly #fetch: (namespace: string, name: string) => Promise<T | null>;
   readonly #watchedVersion: (namespace: string, name: string) => string | undefined;
   hits = 0;
   misses = 0;
 
   /** `watchedVersion` answers the resourceVersion the metadata watch last saw, undefined if none. */
-  constructor(fetch: (namespace: string, name: string) => Promise<Secret | null>, watchedVersion: (namespace: string, name: string) => string | undefined) {
+  constructor(fetch: (namespace: string, name: string) => Promise<T | null>, watchedVersion: (namespace: string, name: string) => string | undefined) {
     this.#fetch = fetch;
     this.#watchedVersion = watchedVersion;
   }
 
-  async get(namespace: string, name: string): Promise<Secret | null> {
+  async get(namespace: string, name: string): Promise<T | null> {
     const watched = this.#watchedVersion(namespace, name);
     const held = this.#entries.get(`${namespace}/${name}`);
     if (held && watched !== undefined && held.metadata.resourceVersion === watched) {
@@ -58,13 +58,13 @@ export class SecretCache {
   }
 
   /**
-   * The Secret as the apiserver had it at some moment after `since` (performance.now()), whatever
+   * The object as the apiserver had it at some moment after `since` (performance.now()), whatever
    * the watch says. For reconciles a user asked for: the watches of Secrets and of OCIRepositories
    * are separate streams, so "update the Secret, then request a reconcile" can reach us in the
    * other order, and the reconcile must see the update. A read that began after `since` already
    * reflects it, so a burst of requested reconciles shares one read per Secret.
    */
-  read(namespace: string, name: string, since = Infinity): Promise<Secret | null> {
+  read(namespace: string, name: string, since = Infinity): Promise<T | null> {
     const key = `${namespace}/${name}`;
     const last = this.#reads.get(key);
     if (last && last.at >= since) {
@@ -87,7 +87,7 @@ export class SecretCache {
     return read;
   }
 
-  /** Drops a Secret's contents (it changed or was deleted). */
+  /** Drops an object's contents (it changed or was deleted). */
   invalidate(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
     this.#entries.delete(key);

@@ -9,7 +9,7 @@ import { ApiVersion, Kind, ReconcileRequestAnnotation } from '../../../src/api/n
 import type { OCIRepository } from '../../../src/api/schema.ts';
 import type { Kube } from '../../../src/controller/kube.ts';
 import { Manager } from '../../../src/controller/manager.ts';
-import type { Secret } from '../../../src/controller/secrets.ts';
+import type { Secret, ServiceAccount } from '../../../src/controller/secrets.ts';
 import { VerifyCache } from '../../../src/controller/verification.ts';
 import { Storage } from '../../../src/storage/store.ts';
 import type { Provider, ProviderName } from '../../../src/verify/types.ts';
@@ -30,13 +30,17 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 }
 
 /** An apiserver holding one object and one Secret; counts Secret GETs, applies PATCHes. */
-function fakeKube(obj: OCIRepository, secret: Secret) {
-  const state = { obj, secret, secretGets: 0 };
+function fakeKube(obj: OCIRepository, secret: Secret, account?: ServiceAccount) {
+  const state = { obj, secret, account, secretGets: 0, accountGets: 0 };
   const kube = {
     async request(method: string, path: string, body?: { metadata?: { finalizers?: string[] }; status?: OCIRepository['status'] }) {
       if (method === 'GET' && path === `/api/v1/namespaces/team/secrets/${secret.metadata.name}`) {
         state.secretGets++;
         return structuredClone(state.secret);
+      }
+      if (method === 'GET' && account && path === `/api/v1/namespaces/team/serviceaccounts/${account.metadata.name}`) {
+        state.accountGets++;
+        return structuredClone(state.account);
       }
       if (method === 'PATCH' && path.endsWith('/status')) {
         state.obj = { ...state.obj, status: mergePatch(state.obj.status ?? {}, body?.status ?? {}) as OCIRepository['status'], metadata: { ...state.obj.metadata, resourceVersion: String(Number(state.obj.metadata.resourceVersion) + 1) } };
@@ -53,16 +57,17 @@ function fakeKube(obj: OCIRepository, secret: Secret) {
   return { kube, state };
 }
 
-function setup() {
+function setup(viaAccount = false) {
   const obj = {
     apiVersion: ApiVersion,
     kind: Kind,
     metadata: { name: 'app', namespace: 'team', uid: 'u1', generation: 1, resourceVersion: '10' },
     // Nothing listens on port 1: every pass ends in a fetch failure after reading the Secret.
-    spec: { url: 'oci://127.0.0.1:1/app', interval: '1m', timeout: '5s', insecure: true, ref: { tag: 'v1' }, secretRef: { name: 'pull' } },
+    spec: { url: 'oci://127.0.0.1:1/app', interval: '1m', timeout: '5s', insecure: true, ref: { tag: 'v1' }, ...(viaAccount ? { serviceAccountName: 'puller' } : { secretRef: { name: 'pull' } }) },
   } as OCIRepository;
   const secret: Secret = { metadata: { name: 'pull', namespace: 'team', resourceVersion: '5' }, data: dockerConfig('alice') };
-  const { kube, state } = fakeKube(obj, secret);
+  const account: ServiceAccount | undefined = viaAccount ? { metadata: { name: 'puller', namespace: 'team', resourceVersion: '3' }, imagePullSecrets: [{ name: 'pull' }] } : undefined;
+  const { kube, state } = fakeKube(obj, secret, account);
   const storage = new Storage({ root: makeTempDir('mgr-secrets-'), retentionRecords: 2, retentionTTLms: 60_000, advertisedAddr: 'storage.test' });
   const manager = new Manager({
     kube,
@@ -81,6 +86,7 @@ function setup() {
   // What the informers would hold: the object, and the Secret's metadata at resourceVersion 5.
   manager.objects.cache.set('team/app', obj);
   manager.secrets.cache.set('team/pull', { metadata: { name: 'pull', namespace: 'team', resourceVersion: '5' } });
+  manager.serviceAccounts.cache.set('team/puller', { metadata: { name: 'puller', namespace: 'team', resourceVersion: '3' } });
   return { manager, state };
 }
 
@@ -114,6 +120,36 @@ test('a requested reconcile reads referenced Secrets from the apiserver even bef
     assert.equal(state.obj.status?.lastHandledReconcileAt, token);
     const ready = state.obj.status?.conditions?.find((c) => c.type === 'Ready');
     assert.match(ready?.message ?? '', /secret 'team\/pull' has no '\.dockerconfigjson' key/, 'the requested reconcile saw the updated Secret');
+  } finally {
+    await manager.transport.close();
+  }
+});
+
+test('spec.serviceAccountName: the account is read once per change the watch reports, and afresh for a requested reconcile', async () => {
+  const { manager, state } = setup(true);
+  try {
+    await manager.process('team/app');
+    assert.equal(state.accountGets, 1);
+    assert.match(JSON.stringify(state.obj.status?.conditions), /FetchFailed/);
+    const observed = manager.objects.cache.get('team/app')!;
+    state.obj = { ...observed, status: { ...observed.status, observedGeneration: 1 } };
+    manager.objects.cache.set('team/app', state.obj);
+    await manager.process('team/app');
+    await manager.process('team/app');
+    assert.equal(state.accountGets, 1, 'steady state: no ServiceAccount reads');
+    // The account loses its imagePullSecrets; a reconcile is requested before the watch says so.
+    state.account = { metadata: { name: 'puller', namespace: 'team', resourceVersion: '4' }, imagePullSecrets: [] };
+    state.obj = { ...state.obj, metadata: { ...state.obj.metadata, annotations: { [ReconcileRequestAnnotation]: 'now' } } };
+    manager.objects.cache.set('team/app', state.obj);
+    await manager.process('team/app');
+    assert.equal(state.accountGets, 2);
+    assert.equal(state.obj.status?.lastHandledReconcileAt, 'now');
+    // The watch reports the change: the next interval pass reads the account once more, then holds it.
+    manager.serviceAccounts.cache.set('team/puller', { metadata: { name: 'puller', namespace: 'team', resourceVersion: '4' } });
+    manager.serviceAccountCache.invalidate('team', 'puller');
+    await manager.process('team/app');
+    await manager.process('team/app');
+    assert.equal(state.accountGets, 3);
   } finally {
     await manager.transport.close();
   }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { OCIRepository } from '../../../src/api/schema.ts';
-import { AuthConfigError, SecretCache, clientOptions, referencedSecrets, type KubeReader, type Secret, type ServiceAccount } from '../../../src/controller/secrets.ts';
+import { AuthConfigError, ContentCache, clientOptions, referencedSecrets, type KubeReader, type Secret, type ServiceAccount } from '../../../src/controller/secrets.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const dockerConfig = (registry: string, user: string, pass: string) => ({ '.dockerconfigjson': b64(JSON.stringify({ auths: { [registry]: { auth: b64(`${user}:${pass}`) } } })) });
@@ -82,11 +82,11 @@ test('referencedSecrets lists every Secret the object depends on', () => {
   assert.deepEqual(names.sort(), ['a', 'b', 'c', 'd', 'e']);
 });
 
-test('SecretCache: read once per resourceVersion the watch reports; re-read after a change or invalidation', async () => {
+test('ContentCache (Secrets): read once per resourceVersion the watch reports; re-read after a change or invalidation', async () => {
   const watched = new Map<string, string>([['team/keys', '7']]);
   let stored: Secret | null = { metadata: { name: 'keys', namespace: 'team', resourceVersion: '7' }, data: { k: b64('v1') } };
   let reads = 0;
-  const cache = new SecretCache(
+  const cache = new ContentCache<Secret>(
     async () => {
       reads++;
       return stored;
@@ -110,10 +110,10 @@ test('SecretCache: read once per resourceVersion the watch reports; re-read afte
   assert.equal(cache.hits, 5);
 });
 
-test('SecretCache.read: a read that began after `since` is shared; an older one, or one a watch event overtook, is not', async () => {
+test('ContentCache.read: a read that began after `since` is shared; an older one, or one a watch event overtook, is not', async () => {
   let reads = 0;
   let version = 1;
-  const cache = new SecretCache(
+  const cache = new ContentCache<Secret>(
     async () => {
       reads++;
       return { metadata: { name: 'keys', namespace: 'team', resourceVersion: String(version) }, data: { k: b64(`v${version}`) } };
