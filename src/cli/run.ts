@@ -33,6 +33,8 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --artifact-retention-ttl DUR      older artifacts are removed after this (default 1m)
   --artifact-max-size SIZE          max extracted size of an artifact, e.g. 512Mi; 0 = unlimited (default 512Mi)
   --artifact-cache-max-size SIZE    memory for serving small artifacts (up to 1Mi each) from RAM; 0 = off (default 64Mi)
+  --verification-cache-max-size SIZE  memory for verification results (kept up to 1h per digest and trust material;
+                                    0 = off, every interval verifies again) (default 16Mi)
   --max-signatures N                signatures tried per artifact (default 10)
   --manifest-max-size SIZE          max size of a manifest, index or referrers page (default 4Mi)
   --max-tags N                      max tags listed for a semver ref, all pages (default 100000)
@@ -78,6 +80,7 @@ export interface ControllerConfig {
   artifactMaxSize: number;
   /** Bytes of small artifacts served from memory (0: off). */
   artifactCacheMaxSize?: number;
+  verificationCacheMaxSize?: number;
   maxSignatures: number;
   /** Budgets set by flags other than the two above (src/api/limits.ts). */
   limits?: Partial<Limits>;
@@ -120,6 +123,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'artifact-retention-ttl': { type: 'string', default: '1m' },
     'artifact-max-size': { type: 'string', default: '512Mi' },
     'artifact-cache-max-size': { type: 'string', default: '64Mi' },
+    'verification-cache-max-size': { type: 'string', default: '16Mi' },
     'max-signatures': { type: 'string', default: '10' },
     'manifest-max-size': { type: 'string' },
     'max-tags': { type: 'string' },
@@ -182,6 +186,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     retentionTTLms: dur('artifact-retention-ttl', v['artifact-retention-ttl']!),
     artifactMaxSize: parseSize(v['artifact-max-size']!),
     artifactCacheMaxSize: parseSize(v['artifact-cache-max-size']!),
+    verificationCacheMaxSize: parseSize(v['verification-cache-max-size']!),
     maxSignatures: int('max-signatures', v['max-signatures']!, 1),
     limits: {
       ...(v['manifest-max-size'] ? { manifestMaxSize: parseSize(v['manifest-max-size']) } : {}),
@@ -295,7 +300,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
   });
   const transport = new Transport();
   metrics.observeTransport(transport);
-  const verifyCache = new VerifyCache();
+  const verifyCache = new VerifyCache(undefined, cfg.verificationCacheMaxSize);
   metrics.observeCaches({ artifacts: () => artifacts.cache.stats(), verification: () => verifyCache.stats() });
   manager = new Manager({
     kube,

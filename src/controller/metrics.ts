@@ -82,7 +82,7 @@ export class Metrics {
    * Reports the in-memory caches: the artifact server's (bounded by --artifact-cache-max-size) and
    * verification results (bounded by entries), and how often trust material was parsed.
    */
-  observeCaches(caches: { artifacts: () => { bytes: number; entries: number; hits: number; misses: number }; verification: () => { entries: number; prepared: number; hits: number; misses: number } }): void {
+  observeCaches(caches: { artifacts: () => { bytes: number; entries: number; hits: number; misses: number }; verification: () => { entries: number; bytes: number; prepared: number; hits: number; misses: number } }): void {
     const r = [this.registry];
     new Gauge({
       name: 'ocisource_artifact_cache_bytes',
@@ -90,6 +90,16 @@ export class Metrics {
       registers: r,
       collect() {
         this.set(caches.artifacts().bytes);
+      },
+    });
+    new Gauge({
+      name: 'ocisource_cache_bytes',
+      help: 'Estimated bytes held by in-memory caches (artifact: served files; verification: results), each bounded by its --*-cache-max-size flag.',
+      labelNames: ['cache'],
+      registers: r,
+      collect() {
+        this.set({ cache: 'artifact' }, caches.artifacts().bytes);
+        this.set({ cache: 'verification' }, caches.verification().bytes);
       },
     });
     new Gauge({

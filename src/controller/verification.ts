@@ -95,25 +95,28 @@ class PreparedVerifiers {
 interface CacheEntry {
   outcome: VerificationOutcome;
   at: number;
+  bytes: number;
 }
 
 /**
  * Verification results by (repository, manifest digest, provider, trust-material fingerprint).
  * Only passing and skipped results are cached; failures are retried with backoff. Entries
- * expire so time-dependent checks (certificate expiry, revocation) are redone periodically.
+ * expire so time-dependent checks (certificate expiry, revocation) are redone periodically, and
+ * the cache holds at most `maxBytes` (--verification-cache-max-size), oldest out first.
  */
 export class VerifyCache {
   #entries = new Map<string, CacheEntry>();
+  #bytes = 0;
   /** Trust material parsed once per Secret resourceVersion (see PreparedVerifiers). */
   readonly prepared = new PreparedVerifiers();
   #preparedCount = 0;
   readonly ttlMs: number;
-  readonly maxEntries: number;
+  readonly maxBytes: number;
   hits = 0;
   misses = 0;
-  constructor(ttlMs = 60 * 60_000, maxEntries = 10_000) {
+  constructor(ttlMs = 60 * 60_000, maxBytes = 16 << 20) {
     this.ttlMs = ttlMs;
-    this.maxEntries = maxEntries;
+    this.maxBytes = maxBytes;
   }
   /** Counts trust-material parses, for metrics. */
   countPrepared(): void {
@@ -122,29 +125,43 @@ export class VerifyCache {
   static key(repo: string, digest: string, provider: ProviderName, fingerprint: string): string {
     return `${repo}@${digest}|${provider}|${fingerprint}`;
   }
+  /** What an entry costs: its strings as V8 holds them (two bytes a character at most) and the objects around them. */
+  static sizeOf(key: string, outcome: VerificationOutcome): number {
+    return 2 * (key.length + JSON.stringify(outcome).length) + 256;
+  }
   get(key: string, now = Date.now()): VerificationOutcome | undefined {
     const e = this.#entries.get(key);
     if (e && now - e.at < this.ttlMs) {
       this.hits++;
       return e.outcome;
     }
-    if (e) this.#entries.delete(key);
+    if (e) this.#delete(key, e);
     this.misses++;
     return undefined;
   }
   set(key: string, outcome: VerificationOutcome, now = Date.now()): void {
     if (outcome.status === 'failed') return;
-    if (this.#entries.size >= this.maxEntries) {
-      const first = this.#entries.keys().next().value;
-      if (first !== undefined) this.#entries.delete(first);
+    const bytes = VerifyCache.sizeOf(key, outcome);
+    const held = this.#entries.get(key);
+    if (held) this.#delete(key, held);
+    if (bytes > this.maxBytes) return;
+    for (const [k, e] of this.#entries) {
+      if (this.#bytes + bytes <= this.maxBytes) break;
+      this.#delete(k, e);
     }
-    this.#entries.set(key, { outcome, at: now });
+    this.#entries.set(key, { outcome, at: now, bytes });
+    this.#bytes += bytes;
   }
-  stats(): { entries: number; prepared: number; hits: number; misses: number } {
-    return { entries: this.#entries.size, prepared: this.#preparedCount, hits: this.hits, misses: this.misses };
+  #delete(key: string, e: CacheEntry): void {
+    this.#entries.delete(key);
+    this.#bytes -= e.bytes;
+  }
+  stats(): { entries: number; bytes: number; prepared: number; hits: number; misses: number } {
+    return { entries: this.#entries.size, bytes: this.#bytes, prepared: this.#preparedCount, hits: this.hits, misses: this.misses };
   }
   clear(): void {
     this.#entries.clear();
+    this.#bytes = 0;
   }
 }
 

@@ -110,8 +110,8 @@ test('runVerification: failures are never cached (each retry verifies again)', a
   assert.equal(f.verified, 2);
 });
 
-test('VerifyCache: entries expire after the TTL and the oldest is evicted at the bound', () => {
-  const cache = new VerifyCache(1000, 2);
+test('VerifyCache: entries expire after the TTL and the oldest is evicted at the byte bound', () => {
+  const cache = new VerifyCache(1000, 2 * VerifyCache.sizeOf('a', outcome('verified')));
   cache.set('a', outcome('verified'), 0);
   assert.ok(cache.get('a', 999));
   assert.equal(cache.get('a', 1000), undefined, 'expired at the TTL, so expiry and revocation are checked again');
@@ -121,4 +121,12 @@ test('VerifyCache: entries expire after the TTL and the oldest is evicted at the
   assert.equal(cache.get('a', 1), undefined);
   assert.ok(cache.get('b', 1));
   assert.ok(cache.get('c', 1));
+  assert.equal(cache.stats().bytes, 2 * VerifyCache.sizeOf('a', outcome('verified')));
+  // Replacing an entry does not count it twice; an entry larger than the whole budget is not kept.
+  cache.set('c', outcome('verified'), 2);
+  assert.equal(cache.stats().entries, 2);
+  const huge = { ...outcome('verified'), message: 'x'.repeat(10_000) } as ReturnType<typeof outcome>;
+  cache.set('d', huge, 2);
+  assert.equal(cache.get('d', 3), undefined);
+  assert.equal(cache.stats().bytes, 2 * VerifyCache.sizeOf('a', outcome('verified')));
 });
