@@ -3,7 +3,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { TrustMaterial } from '@sigstore/verify';
 import { LimitError, type Limits } from '../../api/limits.ts';
 import { errorText, fail } from '../errors.ts';
-import { certExtensions, EKU, parseCertificate, type Cert } from '../x509/certs.ts';
+import { certExtensions, EKU, parseCertificate, type Cert, publicKeyOf } from '../x509/certs.ts';
 import { buildChain, ChainError } from '../x509/chain.ts';
 import { embeddedSCTs } from '../x509/sct.ts';
 import { pemBlocks } from './encoding.ts';
@@ -83,7 +83,7 @@ export function verifyEmbeddedSCTs(leaf: Cert, issuer: Cert, ctlogs: TLogAuthori
   }
   if (!found) fail('sct-missing', 'the signing certificate has no embedded SCT');
   if (found.scts.length === 0) fail('sct-missing', 'the embedded SCT list is empty');
-  const issuerKeyHash = createHash('sha256').update(issuer.node.publicKey.export({ format: 'der', type: 'spki' })).digest();
+  const issuerKeyHash = createHash('sha256').update(publicKeyOf(issuer).export({ format: 'der', type: 'spki' })).digest();
   const tbs = found.precertTBS;
   const length = Buffer.from([(tbs.length >> 16) & 0xff, (tbs.length >> 8) & 0xff, tbs.length & 0xff]);
   const pre = Buffer.concat([issuerKeyHash, length, tbs]);

@@ -8,6 +8,7 @@ import { parseTimestampResponse, tokenSignedBy, tsaEKUProblem, verifyTimestampBy
 import type { CheckContext, SignatureResult, TlogInfo } from './context.ts';
 import { AnnotationLimits } from './context.ts';
 import { decodeBase64 } from './encoding.ts';
+import { publicKeyOf } from '../x509/certs.ts';
 import { parsePEMCertificates, verifyCertificateChain, verifyEmbeddedSCTs } from './fulcio.ts';
 import { certIdentity, matchIdentity } from './identity.ts';
 import { fromKeyObject, verifySignature, type VerificationKey } from './keys.ts';
@@ -132,7 +133,7 @@ export async function verifyLegacyLayer(reader: RegistryReader, layer: Descripto
   const chain = chainPem === undefined ? [] : parsePEMCertificates(chainPem, 'chain annotation', ctx.limits);
   let leafKey: VerificationKey;
   try {
-    leafKey = fromKeyObject('certificate', leaf.node.publicKey);
+    leafKey = fromKeyObject('certificate', publicKeyOf(leaf));
   } catch (err) {
     return fail('malformed', `certificate public key: ${errorText(err)}`);
   }

@@ -3,7 +3,7 @@ import type { TrustMaterial } from '@sigstore/verify';
 import { DefaultLimits, LimitError } from '../../api/limits.ts';
 import { fail, VerificationError } from '../errors.ts';
 import { parseJSON } from '../../util/json.ts';
-import { parseCertificate } from '../x509/certs.ts';
+import { parseCertificate, publicKeyOf } from '../x509/certs.ts';
 import { decodeBase64, pemBlocks, sha256Hex } from './encoding.ts';
 
 type TLogAuthority = TrustMaterial['tlogs'][number];
@@ -128,7 +128,7 @@ export function verifyRekorBody(b: RekorBundle, bind: RekorBinding): { kind: str
     if (first.type === 'PUBLIC KEY') spki = first.der;
     else if (first.type === 'CERTIFICATE') {
       try {
-        spki = Buffer.from(parseCertificate(first.der).node.publicKey.export({ format: 'der', type: 'spki' }));
+        spki = Buffer.from(publicKeyOf(parseCertificate(first.der)).export({ format: 'der', type: 'spki' }));
       } catch {
         spki = undefined;
       }

@@ -5,7 +5,7 @@
 
 import { verify as cryptoVerify, constants as cc } from 'node:crypto';
 import { VerificationError } from '../errors.ts';
-import type { Cert } from '../x509/certs.ts';
+import { publicKeyOf, type Cert } from '../x509/certs.ts';
 import { keyAlgorithm, validateCodeSigningChain } from '../x509/chain.ts';
 
 export const MEDIA_TYPE_JWS = 'application/jose+json';
@@ -84,7 +84,7 @@ export function algorithmForCert(cert: Cert): Algorithm {
  */
 export function verifyPrimitive(alg: Algorithm, cert: Cert, data: Uint8Array, sig: Uint8Array, pssSalt: 'auto' | 'hash'): boolean {
   const hash = HASH[alg];
-  const key = cert.node.publicKey;
+  const key = publicKeyOf(cert);
   try {
     if (alg.startsWith('PS')) {
       if (key.asymmetricKeyType !== 'rsa') return false;

@@ -235,11 +235,12 @@ export function validateRegistryScopeFormat(scope: string): void {
   const ensure = 'make sure it is a fully qualified repository without the scheme, protocol or tag. For example domain.com/my/repository or a local scope like local/myOCILayout';
   if (scope.length > 1 && scope.includes('*')) throw new TrustPolicyError(`registry scope "${scope}" with wild card(s) is not valid, ${ensure}`);
   const i = scope.indexOf('/');
-  const bad = new TrustPolicyError(`registry scope ${JSON.stringify(scope)} is not valid, ${ensure}`);
-  if (i < 0) throw bad;
+  // Built only when thrown: this runs for every verification, and an Error captures a stack.
+  const bad = () => new TrustPolicyError(`registry scope ${JSON.stringify(scope)} is not valid, ${ensure}`);
+  if (i < 0) throw bad();
   const domain = scope.slice(0, i);
   const repo = scope.slice(i + 1);
-  if (!domain || !repo || !DOMAIN_RE.test(domain) || !REPOSITORY_RE.test(repo)) throw bad;
+  if (!domain || !repo || !DOMAIN_RE.test(domain) || !REPOSITORY_RE.test(repo)) throw bad();
 }
 
 export function validateTrustPolicy(doc: TrustPolicyDocument): void {

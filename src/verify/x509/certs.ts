@@ -18,7 +18,7 @@
  * - `formatRFC1123Z(date)` — Go's `time.RFC1123Z` ("Tue, 27 Jun 2023 06:10:00 +0000") for messages.
  * - `KeyUsage`, `EKU` constants.
  */
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { LimitError, type Limits } from '../../api/limits.ts';
@@ -155,10 +155,21 @@ export function isSelfIssued(cert: Cert): boolean {
   return cert.rawSubject.equals(cert.rawIssuer);
 }
 
+/**
+ * The certificate's public key, made once per parsed certificate: X509Certificate#publicKey builds
+ * a new KeyObject on every read, and parsed certificates are shared (cached by DER).
+ */
+const publicKeys = new WeakMap<Cert, KeyObject>();
+export function publicKeyOf(cert: Cert): KeyObject {
+  let key = publicKeys.get(cert);
+  if (!key) publicKeys.set(cert, (key = cert.node.publicKey));
+  return key;
+}
+
 /** The certificate's signature verifies with its own public key. */
 export function isSelfSigned(cert: Cert): boolean {
   try {
-    return cert.node.verify(cert.node.publicKey);
+    return cert.node.verify(publicKeyOf(cert));
   } catch {
     return false;
   }
@@ -174,7 +185,7 @@ export function issuanceError(child: Cert, parent: Cert): string | undefined {
   }
   let ok = false;
   try {
-    ok = child.node.verify(parent.node.publicKey);
+    ok = child.node.verify(publicKeyOf(parent));
   } catch {
     ok = false;
   }

@@ -18,7 +18,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DefaultLimits, LimitError, type Limits } from '../../api/limits.ts';
-import { certExtensions, EKU, isSelfIssued, isSelfSigned, issuanceError, KeyUsage, type Cert } from './certs.ts';
+import { certExtensions, EKU, isSelfIssued, isSelfSigned, issuanceError, KeyUsage, type Cert, publicKeyOf } from './certs.ts';
 
 export class ChainError extends Error {
   constructor(message: string) {
@@ -150,7 +150,7 @@ function validateLeaf(cert: Cert, kind: LeafKind): void {
 const CURVE_BITS: Record<string, number> = { prime256v1: 256, secp384r1: 384, secp521r1: 521 };
 
 export function keyAlgorithm(cert: Cert): { kind: 'rsa' | 'ec'; bits: number; curve?: string } | undefined {
-  const pk = cert.node.publicKey;
+  const pk = publicKeyOf(cert);
   const d = pk.asymmetricKeyDetails;
   if (pk.asymmetricKeyType === 'rsa') return { kind: 'rsa', bits: d?.modulusLength ?? 0 };
   if (pk.asymmetricKeyType === 'ec' && d?.namedCurve) {

@@ -16,7 +16,7 @@
 import { createHash, verify as cryptoVerify, constants as cc } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { certExtensions, issuanceError, type Cert, parseCertificate } from './certs.ts';
+import { certExtensions, issuanceError, type Cert, parseCertificate, publicKeyOf } from './certs.ts';
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
@@ -160,7 +160,7 @@ const HASH_OIDS: Record<string, string> = {
 
 /** Verifies a signature made by `signer` over `tbs` with the given AlgorithmIdentifier. */
 function verifySigned(tbs: Uint8Array, alg: pkijs.AlgorithmIdentifier, sig: Uint8Array, signer: Cert): boolean {
-  const key = signer.node.publicKey;
+  const key = publicKeyOf(signer);
   try {
     if (alg.algorithmId === '1.2.840.113549.1.1.10') {
       const p = new pkijs.RSASSAPSSParams({ schema: alg.algorithmParams });

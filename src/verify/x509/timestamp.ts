@@ -28,7 +28,7 @@ import { createHash, verify as cryptoVerify, constants as cc, type KeyObject } f
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { LimitError, type Limits } from '../../api/limits.ts';
-import { parseCertificate, certExtensions, EKU, type Cert } from './certs.ts';
+import { parseCertificate, certExtensions, EKU, type Cert, publicKeyOf } from './certs.ts';
 import { buildChain, validateTimestampingChain } from './chain.ts';
 import { childrenOf, longestOID, readTLV, type TLV } from './der.ts';
 
@@ -321,7 +321,7 @@ function checkSignedAttributes(t: TimestampToken, signer: pkijs.SignerInfo): pki
 function checkSignature(signer: pkijs.SignerInfo, signedAttrs: pkijs.SignedAndUnsignedAttributes, signerCert: Cert): void {
   const enc = Buffer.from(signedAttrs.encodedValue);
   enc[0] = 0x31;
-  const { hash, opts } = sigParams(signer, signerCert.node.publicKey);
+  const { hash, opts } = sigParams(signer, publicKeyOf(signerCert));
   let ok = false;
   try {
     ok = cryptoVerify(hash, enc, opts as never, Buffer.from(signer.signature.valueBlock.valueHexView));
