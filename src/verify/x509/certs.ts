@@ -166,13 +166,32 @@ export function publicKeyOf(cert: Cert): KeyObject {
   return key;
 }
 
+/**
+ * Issuances whose signature verified, by the parsed child and parent: a certificate's signature
+ * is a function of the two certificates' bytes alone, and the same signer's chain comes with
+ * every signature it makes, so each pair is checked once while both stay parsed. Only successes
+ * are kept; a failing pair is checked again (chain building bounds how many checks it makes).
+ */
+const verifiedIssuances = new WeakMap<Cert, WeakSet<Cert>>();
+function signedBy(child: Cert, parent: Cert): boolean {
+  if (verifiedIssuances.get(child)?.has(parent)) return true;
+  let ok = false;
+  try {
+    ok = child.node.verify(publicKeyOf(parent));
+  } catch {
+    ok = false;
+  }
+  if (ok) {
+    let parents = verifiedIssuances.get(child);
+    if (!parents) verifiedIssuances.set(child, (parents = new WeakSet()));
+    parents.add(parent);
+  }
+  return ok;
+}
+
 /** The certificate's signature verifies with its own public key. */
 export function isSelfSigned(cert: Cert): boolean {
-  try {
-    return cert.node.verify(publicKeyOf(cert));
-  } catch {
-    return false;
-  }
+  return signedBy(cert, cert);
 }
 
 /** Why `child` is not issued by `parent`, or undefined when it is (name chaining + signature). */
@@ -183,13 +202,7 @@ export function issuanceError(child: Cert, parent: Cert): string | undefined {
   if (SHA1_SIG_OIDS.has(child.signatureAlgorithm)) {
     return `certificate "${child.subject}" is signed with SHA-1, which is insecure`;
   }
-  let ok = false;
-  try {
-    ok = child.node.verify(publicKeyOf(parent));
-  } catch {
-    ok = false;
-  }
-  if (!ok) return `signature of certificate "${child.subject}" does not verify with the key of "${parent.subject}"`;
+  if (!signedBy(child, parent)) return `signature of certificate "${child.subject}" does not verify with the key of "${parent.subject}"`;
   return undefined;
 }
 

@@ -6,8 +6,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { vectorPath } from '../../helpers/shared.ts';
-import { formatRFC1123Z, parseCertificates } from '../../../src/verify/x509/certs.ts';
+import { formatRFC1123Z, isSelfSigned, issuanceError, parseCertificates } from '../../../src/verify/x509/certs.ts';
+import { createCA, createServerCert } from '../../harness/pki.ts';
+import { makeTempDir } from '../../harness/proc.ts';
 import { buildChain, validateCodeSigningChain, validateTimestampingChain } from '../../../src/verify/x509/chain.ts';
 import { checkImprint, parseTimestampToken, verifySignedToken, verifyTimestampToken } from '../../../src/verify/x509/timestamp.ts';
 import { checkChainRevocation, RevocationCache, type HttpFetcher } from '../../../src/verify/x509/revocation.ts';
@@ -202,4 +205,24 @@ test('a certificate seen before is not parsed again (same DER, same immutable Ce
   const c = parseCertificates(tampered)[0]!;
   assert.notEqual(c, a);
   assert.notEqual(c.sha256, a.sha256);
+});
+
+test('a verified issuance is remembered per pair of parsed certificates, never for another parent of the same name', async () => {
+  const dir = makeTempDir('issuance-memo-');
+  // Two CAs with one subject and different keys; the leaf is issued by the first.
+  const [ca1, ca2] = await Promise.all([createCA(path.join(dir, 'a'), { cn: 'same-name' }), createCA(path.join(dir, 'b'), { cn: 'same-name' })]);
+  const leafFiles = await createServerCert(ca1, { cn: 'leaf' });
+  const [leaf] = parseCertificates(readFileSync(leafFiles.certFile));
+  const [parent] = parseCertificates(readFileSync(ca1.certFile));
+  const [impostor] = parseCertificates(readFileSync(ca2.certFile));
+  for (let i = 0; i < 3; i++) {
+    assert.equal(issuanceError(leaf!, parent!), undefined);
+    assert.match(issuanceError(leaf!, impostor!) ?? '', /does not verify with the key/);
+  }
+  assert.ok(isSelfSigned(parent!) && isSelfSigned(impostor!));
+  assert.equal(isSelfSigned(leaf!), false);
+  // The impostor asked first for a fresh leaf: still refused, and the real parent still accepted.
+  const [leaf2] = parseCertificates(readFileSync((await createServerCert(ca1, { cn: 'leaf-2' })).certFile));
+  assert.match(issuanceError(leaf2!, impostor!) ?? '', /does not verify with the key/);
+  assert.equal(issuanceError(leaf2!, parent!), undefined);
 });
