@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { ConditionType as CT, Reason, findCondition, removeCondition, setCondition, sortConditions } from '../api/conditions.ts';
 import { ApiVersion as OurApiVersion, Group as OurGroup, Kind as OurKind } from '../api/names.ts';
 import type { Artifact, Condition, OCIRepository, OCIRepositoryStatus } from '../api/schema.ts';
-import { Informer, keyOf } from './informer.ts';
+import { Informer, keyOf, stripManagedFields } from './informer.ts';
 import { KubeError, type Kube } from './kube.ts';
 
 export const Group = 'source.toolkit.fluxcd.io';
@@ -399,7 +399,7 @@ export class ExternalArtifactPublisher {
     const key = keyOf(ea);
     const cache = this.#informer?.cache;
     const prev = cache?.get(key);
-    if (cache && (!prev || Number(prev.metadata.resourceVersion) <= Number(ea.metadata.resourceVersion))) cache.set(key, ea);
+    if (cache && (!prev || Number(prev.metadata.resourceVersion) <= Number(ea.metadata.resourceVersion))) cache.set(key, stripManagedFields(ea));
     return ea;
   }
 

@@ -29,6 +29,16 @@ export function keyOf(o: Meta): string {
   return `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 }
 
+/**
+ * Drops metadata.managedFields before an object is cached (as controller-runtime's
+ * TransformStripManagedFields does): nothing here reads them, and they are often the largest part
+ * of an object, for every Secret in the cluster as much as for our own objects.
+ */
+export function stripManagedFields<T extends Meta>(o: T): T {
+  delete (o.metadata as { managedFields?: unknown }).managedFields;
+  return o;
+}
+
 export class Informer<T extends Meta> {
   readonly cache = new Map<string, T>();
   #rv = '';
@@ -109,7 +119,7 @@ export class Informer<T extends Meta> {
         this.cache.delete(k);
         this.handlers.onDelete(obj);
       } else {
-        this.cache.set(k, obj);
+        this.cache.set(k, stripManagedFields(obj));
         if (prev) this.handlers.onUpdate(prev, obj);
         else this.handlers.onAdd(obj);
       }

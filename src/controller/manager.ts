@@ -13,7 +13,7 @@ import type { Storage } from '../storage/store.ts';
 import type { Provider, ProviderName } from '../verify/types.ts';
 import { notify, type KubeEvent } from './events.ts';
 import { ExternalArtifactPublisher, withPublication, type PublisherOptions } from './external-artifact.ts';
-import { Informer, keyOf } from './informer.ts';
+import { Informer, keyOf, stripManagedFields } from './informer.ts';
 import type { Kube } from './kube.ts';
 import type { Metrics } from './metrics.ts';
 import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
@@ -330,7 +330,7 @@ export class Manager {
   #remember(o: OCIRepository): void {
     const k = keyOf(o);
     const prev = this.objects.cache.get(k);
-    if (!prev || Number(prev.metadata.resourceVersion) <= Number(o.metadata.resourceVersion)) this.objects.cache.set(k, o);
+    if (!prev || Number(prev.metadata.resourceVersion) <= Number(o.metadata.resourceVersion)) this.objects.cache.set(k, stripManagedFields(o));
   }
 
   async #event(obj: OCIRepository, e: KubeEvent): Promise<void> {

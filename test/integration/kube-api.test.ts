@@ -61,6 +61,10 @@ describe('informer against a real apiserver', { timeout: 900_000 }, () => {
     await cluster.request('PATCH', '/api/v1/namespaces/default/configmaps/a', { body: { data: { v: '2' } }, contentType: 'application/merge-patch+json' });
     await until(() => seen.get('a') === '2' && seen.has('b'), 'update a, add b after reconnects');
     assert.ok(inf.watches > watches + 1, `watch was resumed (${inf.watches - watches} watches)`);
+    // The apiserver sends managedFields; the cache does not keep them (they are never read).
+    const sent = await cluster.request<{ metadata: { managedFields?: unknown[] } }>('GET', '/api/v1/namespaces/default/configmaps/a');
+    assert.ok(sent.body.metadata.managedFields?.length, 'the apiserver tracks managed fields');
+    assert.equal((inf.cache.get('default/a')!.metadata as { managedFields?: unknown }).managedFields, undefined);
 
     // An expired resourceVersion: the apiserver answers 410 Gone; the informer relists, and a
     // deletion that happened meanwhile is still reported.
