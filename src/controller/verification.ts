@@ -5,6 +5,7 @@ import type { OCIRepository } from '../api/schema.ts';
 import type { RegistryReader } from '../oci/reader.ts';
 import type { Descriptor } from '../oci/types.ts';
 import { VerifyConfigError, type PreparedVerifier, type Provider, type ProviderName, type VerificationOutcome, type VerifyConfig } from '../verify/types.ts';
+import { ByteBoundedMap } from '../util/bounded-map.ts';
 import { verifySecret, verifySecretInput, type KubeReader, type Secret } from './secrets.ts';
 
 export function providerLabel(obj: OCIRepository): string {
@@ -95,7 +96,6 @@ class PreparedVerifiers {
 interface CacheEntry {
   outcome: VerificationOutcome;
   at: number;
-  bytes: number;
 }
 
 /**
@@ -105,8 +105,7 @@ interface CacheEntry {
  * the cache holds at most `maxBytes` (--verification-cache-max-size), oldest out first.
  */
 export class VerifyCache {
-  #entries = new Map<string, CacheEntry>();
-  #bytes = 0;
+  readonly #entries: ByteBoundedMap<CacheEntry>;
   /** Trust material parsed once per Secret resourceVersion (see PreparedVerifiers). */
   readonly prepared = new PreparedVerifiers();
   #preparedCount = 0;
@@ -117,6 +116,7 @@ export class VerifyCache {
   constructor(ttlMs = 60 * 60_000, maxBytes = 16 << 20) {
     this.ttlMs = ttlMs;
     this.maxBytes = maxBytes;
+    this.#entries = new ByteBoundedMap(maxBytes);
   }
   /** Counts trust-material parses, for metrics. */
   countPrepared(): void {
@@ -135,33 +135,19 @@ export class VerifyCache {
       this.hits++;
       return e.outcome;
     }
-    if (e) this.#delete(key, e);
+    if (e) this.#entries.delete(key);
     this.misses++;
     return undefined;
   }
   set(key: string, outcome: VerificationOutcome, now = Date.now()): void {
     if (outcome.status === 'failed') return;
-    const bytes = VerifyCache.sizeOf(key, outcome);
-    const held = this.#entries.get(key);
-    if (held) this.#delete(key, held);
-    if (bytes > this.maxBytes) return;
-    for (const [k, e] of this.#entries) {
-      if (this.#bytes + bytes <= this.maxBytes) break;
-      this.#delete(k, e);
-    }
-    this.#entries.set(key, { outcome, at: now, bytes });
-    this.#bytes += bytes;
-  }
-  #delete(key: string, e: CacheEntry): void {
-    this.#entries.delete(key);
-    this.#bytes -= e.bytes;
+    this.#entries.set(key, { outcome, at: now }, VerifyCache.sizeOf(key, outcome));
   }
   stats(): { entries: number; bytes: number; prepared: number; hits: number; misses: number } {
-    return { entries: this.#entries.size, bytes: this.#bytes, prepared: this.#preparedCount, hits: this.hits, misses: this.misses };
+    return { entries: this.#entries.size, bytes: this.#entries.bytes, prepared: this.#preparedCount, hits: this.hits, misses: this.misses };
   }
   clear(): void {
     this.#entries.clear();
-    this.#bytes = 0;
   }
 }
 

@@ -5,6 +5,7 @@ import { open, readFile, readlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { ByteBoundedMap } from '../util/bounded-map.ts';
 import { KindDir, LatestName, type Storage } from './store.ts';
 
 const Route = new RegExp(`^/${KindDir}/([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)/((?:sha256|sha384|sha512):[a-f0-9]{64,128}\\.tar\\.gz|${LatestName.replace('.', '\\.')})$`);
@@ -50,8 +51,7 @@ export interface ArtifactCacheStats {
  * an entry keyed by inode, size and mtime can never be stale. Least recently served goes first.
  */
 export class SmallFileCache {
-  #entries = new Map<string, { key: string; data: Buffer }>();
-  #bytes = 0;
+  readonly #entries: ByteBoundedMap<{ key: string; data: Buffer }>;
   hits = 0;
   misses = 0;
   readonly maxBytes: number;
@@ -59,6 +59,7 @@ export class SmallFileCache {
   constructor(maxBytes = 64 << 20, maxFile = 1 << 20) {
     this.maxBytes = maxBytes;
     this.maxFile = Math.min(maxFile, maxBytes);
+    this.#entries = new ByteBoundedMap(maxBytes);
   }
   async get(p: string, st: { ino: number; size: number; mtimeMs: number }): Promise<Buffer | undefined> {
     if (st.size > this.maxFile) return undefined;
@@ -66,28 +67,18 @@ export class SmallFileCache {
     const hit = this.#entries.get(p);
     if (hit?.key === key) {
       this.hits++;
-      // Refresh recency (Map keeps insertion order).
-      this.#entries.delete(p);
-      this.#entries.set(p, hit);
+      this.#entries.touch(p);
       return hit.data;
     }
     this.misses++;
     const data = await readFile(p);
     if (data.length !== st.size) return undefined;
-    // Another request may have filled the entry while this one read the file.
-    const held = this.#entries.get(p);
-    if (held) this.#bytes -= held.data.length;
-    this.#entries.set(p, { key, data });
-    this.#bytes += data.length;
-    for (const [k, v] of this.#entries) {
-      if (this.#bytes <= this.maxBytes) break;
-      this.#entries.delete(k);
-      this.#bytes -= v.data.length;
-    }
+    // Another request may have filled the entry while this one read the file: set replaces it.
+    this.#entries.set(p, { key, data }, data.length);
     return data;
   }
   stats(): ArtifactCacheStats {
-    return { bytes: this.#bytes, entries: this.#entries.size, hits: this.hits, misses: this.misses };
+    return { bytes: this.#entries.bytes, entries: this.#entries.size, hits: this.hits, misses: this.misses };
   }
 }
 

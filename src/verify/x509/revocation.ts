@@ -17,6 +17,7 @@ import { createHash, verify as cryptoVerify, constants as cc } from 'node:crypto
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { certExtensions, issuanceError, type Cert, parseCertificate, publicKeyOf } from './certs.ts';
+import { ByteBoundedMap } from '../../util/bounded-map.ts';
 
 export interface HttpRequest {
   method: 'GET' | 'POST';
@@ -90,16 +91,16 @@ export const defaultHttpFetcher: HttpFetcher = async (url, req) => {
 
 export class RevocationCache {
   /** OCSP answers ('ocsp:' + key) and CRLs ('crl:' + url), oldest first. */
-  readonly #entries = new Map<string, { until: number; body: Buffer }>();
-  #bytes = 0;
+  readonly #entries: ByteBoundedMap<{ until: number; body: Buffer }>;
   /** Bounded by bytes, not entries: one CRL can be megabytes, an OCSP answer a few hundred bytes. */
   readonly maxBytes: number;
   constructor(maxBytes = 64 * 1024 * 1024) {
     this.maxBytes = maxBytes;
+    this.#entries = new ByteBoundedMap(maxBytes);
   }
   /** Bytes of cached OCSP answers and CRLs. */
   get bytes(): number {
-    return this.#bytes;
+    return this.#entries.bytes;
   }
   getOCSP(key: string): Buffer | undefined {
     return this.#get(`ocsp:${key}`);
@@ -117,26 +118,13 @@ export class RevocationCache {
     const e = this.#entries.get(k);
     if (!e) return undefined;
     if (e.until <= Date.now()) {
-      this.#delete(k);
+      this.#entries.delete(k);
       return undefined;
     }
     return e.body;
   }
   #put(k: string, body: Buffer, until: Date): void {
-    this.#delete(k);
-    if (body.length > this.maxBytes) return;
-    for (const oldest of this.#entries.keys()) {
-      if (this.#bytes + body.length <= this.maxBytes) break;
-      this.#delete(oldest);
-    }
-    this.#entries.set(k, { until: until.getTime(), body });
-    this.#bytes += body.length;
-  }
-  #delete(k: string): void {
-    const e = this.#entries.get(k);
-    if (!e) return;
-    this.#bytes -= e.body.length;
-    this.#entries.delete(k);
+    this.#entries.set(k, { until: until.getTime(), body }, body.length);
   }
 }
 
