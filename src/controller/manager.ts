@@ -58,7 +58,7 @@ export class Manager {
   /** Aborted on stop or when leadership is lost: in-flight reconciles end and nothing more is written. */
   readonly #cancel = new AbortController();
   #workers: Promise<void>[] = [];
-  #secretsSynced = false;
+  #synced = false;
   #reconcileCount = 0;
   /** When the watch last showed each object's spec change or reconcile request (performance.now()). */
   readonly #triggeredAt = new Map<string, number>();
@@ -105,12 +105,12 @@ export class Manager {
         },
         { onAdd: changed, onUpdate: (_p, o) => changed(o), onDelete: changed },
       );
-    this.secrets = metadataWatch('secrets', (s) => this.#secretChanged(s));
+    this.secrets = metadataWatch('secrets', (s) => this.#referenceChanged('secret', this.secretCache, s, referencedSecrets));
     this.secretCache = new ContentCache<Secret>(
       (namespace, name) => getOrNull<Secret>(this.kube, `/api/v1/namespaces/${namespace}/secrets/${name}`),
       (namespace, name) => this.secrets.cache.get(`${namespace}/${name}`)?.metadata.resourceVersion,
     );
-    this.serviceAccounts = metadataWatch('serviceaccounts', (sa) => this.#serviceAccountChanged(sa));
+    this.serviceAccounts = metadataWatch('serviceaccounts', (sa) => this.#referenceChanged('service account', this.serviceAccountCache, sa, (o) => (o.spec.serviceAccountName ? [o.spec.serviceAccountName] : [])));
     this.serviceAccountCache = new ContentCache<ServiceAccount>(
       (namespace, name) => getOrNull<ServiceAccount>(this.kube, `/api/v1/namespaces/${namespace}/serviceaccounts/${name}`),
       (namespace, name) => this.serviceAccounts.cache.get(`${namespace}/${name}`)?.metadata.resourceVersion,
@@ -155,23 +155,18 @@ export class Manager {
     this.queue.add(key);
   }
 
-  /** New imagePullSecrets or identity annotations: the objects that name the account retry with them. */
-  #serviceAccountChanged(sa: ObjectMeta): void {
-    const ns = sa.metadata.namespace ?? '';
-    this.serviceAccountCache.invalidate(ns, sa.metadata.name);
-    if (!this.#secretsSynced) return;
+  /**
+   * A watched Secret or ServiceAccount changed: its cached contents go, and the objects that
+   * reference it reconcile with the new ones (rotated keys, new imagePullSecrets or identity).
+   */
+  #referenceChanged(what: 'secret' | 'service account', cache: ContentCache<Secret> | ContentCache<ServiceAccount>, changed: ObjectMeta, references: (o: OCIRepository) => string[]): void {
+    const ns = changed.metadata.namespace ?? '';
+    const name = changed.metadata.name;
+    cache.invalidate(ns, name);
+    if (!this.#synced) return; // the initial list adds every object anyway
     for (const o of this.objects.cache.values()) {
-      if (o.metadata.namespace === ns && o.spec.serviceAccountName === sa.metadata.name) this.queue.add(keyOf(o));
-    }
-  }
-
-  #secretChanged(s: ObjectMeta): void {
-    const ns = s.metadata.namespace ?? '';
-    this.secretCache.invalidate(ns, s.metadata.name);
-    if (!this.#secretsSynced) return; // the initial list adds every object anyway
-    for (const o of this.objects.cache.values()) {
-      if (o.metadata.namespace === ns && referencedSecrets(o).includes(s.metadata.name)) {
-        this.log.info({ object: keyOf(o), secret: `${ns}/${s.metadata.name}` }, 'referenced secret changed; reconciling');
+      if (o.metadata.namespace === ns && references(o).includes(name)) {
+        this.log.info({ object: keyOf(o), [what === 'secret' ? 'secret' : 'serviceAccount']: `${ns}/${name}` }, `referenced ${what} changed; reconciling`);
         this.queue.add(keyOf(o));
       }
     }
@@ -183,7 +178,7 @@ export class Manager {
     this.secrets.start();
     this.serviceAccounts.start();
     await Promise.all([this.objects.synced(), this.secrets.synced(), this.serviceAccounts.synced()]);
-    this.#secretsSynced = true;
+    this.#synced = true;
     // Before any reconcile: GC must already know which artifacts ExternalArtifacts point at.
     await this.publisher.start();
     for (let i = 0; i < this.opts.concurrent; i++) this.#workers.push(this.#worker());
@@ -296,10 +291,9 @@ export class Manager {
 
   /**
    * For a reconcile the user asked for (new generation, reconcile request): Secrets and
-   * ServiceAccounts as the
-   * apiserver had them after the watch showed the request (`since`), so a Secret changed just
-   * before the request is seen even when its own watch event has not arrived yet. Interval
-   * reconciles use the watch-validated cache.
+   * ServiceAccounts as the apiserver had them after the watch showed the request (`since`), so a
+   * Secret changed just before the request is seen even when its own watch event has not arrived
+   * yet. Interval reconciles use the watch-validated cache.
    */
   #freshReader(since: number): KubeReader {
     return {
