@@ -198,7 +198,7 @@ function validateTrustedIdentities(name: string, identities: string[]): void {
   if (identities.length > 1 && identities.includes('*')) {
     throw new TrustPolicyError(`trust policy statement "${name}" uses a wildcard trusted identity '*', a wildcard identity cannot be used in conjunction with other values`);
   }
-  const parsed: { raw: string; dn: Map<string, string> }[] = [];
+  const parsed: { raw: string; dn: ReadonlyMap<string, string> }[] = [];
   for (const identity of identities) {
     if (identity === '') throw new TrustPolicyError(`trust policy statement "${name}" has an empty trusted identity`);
     if (identity === '*') continue;
@@ -211,7 +211,7 @@ function validateTrustedIdentities(name: string, identities: string[]): void {
     // Real subjects are a few hundred characters; a 500 KB one took seconds to parse and to echo back in the error.
     if (value.length > MaxDNLength) throw new TrustPolicyError(`trust policy statement "${name}" has a trusted identity of ${value.length} characters ("${identity.slice(0, 80)}…"), more than ${MaxDNLength}`);
     if (hasLoneSurrogate(value)) throw new TrustPolicyError(`trust policy statement "${name}" has trusted identity "${identity}" that is not valid Unicode (an unpaired surrogate)`);
-    let dn: Map<string, string>;
+    let dn: ReadonlyMap<string, string>;
     try {
       dn = parseDistinguishedName(value);
     } catch (e) {
@@ -381,8 +381,29 @@ function parseRawDN(s: string): { type: string; value: string }[][] {
   return rdns;
 }
 
+/**
+ * Parsed names by their text: every verification matches the same signer's subject against the same
+ * trusted identities, and parsing was a tenth of a Notation verification. Only successes of real
+ * size are kept (a bad name throws its error each time; a huge one is parsed each time rather than
+ * held), and the maps are never handed out for writing.
+ */
+const parsedDNs = new Map<string, ReadonlyMap<string, string>>();
+const ParsedDNsMax = 512;
+const ParsedDNMaxLength = 1024;
+
 /** notation-go `pkix.ParseDistinguishedName`: map of attribute type → value; C, ST and O mandatory. */
-export function parseDistinguishedName(name: string): Map<string, string> {
+export function parseDistinguishedName(name: string): ReadonlyMap<string, string> {
+  let dn = parsedDNs.get(name);
+  if (!dn) {
+    dn = parseDN(name);
+    if (name.length > ParsedDNMaxLength) return dn;
+    parsedDNs.set(name, dn);
+    if (parsedDNs.size > ParsedDNsMax) parsedDNs.delete(parsedDNs.keys().next().value!);
+  }
+  return dn;
+}
+
+function parseDN(name: string): Map<string, string> {
   if (name.includes('=#')) {
     throw new TrustPolicyError(`unsupported distinguished name (DN) "${name}": notation does not support x509.subject identities containing "=#"`);
   }
@@ -412,7 +433,7 @@ export function parseDistinguishedName(name: string): Map<string, string> {
 }
 
 /** Every attribute of dn1 is present with the same value in dn2. */
-export function isSubsetDN(dn1: Map<string, string>, dn2: Map<string, string>): boolean {
+export function isSubsetDN(dn1: ReadonlyMap<string, string>, dn2: ReadonlyMap<string, string>): boolean {
   for (const [k, v] of dn1) if (dn2.get(k) !== v) return false;
   return true;
 }

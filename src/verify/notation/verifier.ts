@@ -278,7 +278,7 @@ function parseJSONPayload(payload: Buffer, limits: Limits): { targetArtifact?: u
 /** notation-go `verifyX509TrustedIdentities`: an error message, or undefined when the leaf matches. */
 export function checkTrustedIdentities(leaf: Cert, statement: TrustPolicyStatement): string | undefined {
   if (statement.trustedIdentities.includes('*')) return undefined;
-  const ids: Map<string, string>[] = [];
+  const ids: ReadonlyMap<string, string>[] = [];
   for (const identity of statement.trustedIdentities) {
     const i = identity.indexOf(':');
     if (i < 0) return `trust policy statement "${statement.name}" has trusted identity "${identity}" missing separator`;
@@ -292,7 +292,7 @@ export function checkTrustedIdentities(leaf: Cert, statement: TrustPolicyStateme
     }
   }
   if (ids.length === 0) return `no x509 trusted identities are configured in the trust policy "${statement.name}"`;
-  let leafDN: Map<string, string>;
+  let leafDN: ReadonlyMap<string, string>;
   try {
     leafDN = parseDistinguishedName(leaf.subject);
   } catch (e) {

@@ -58,7 +58,9 @@ function validateChain(chain: Cert[], kind: LeafKind): void {
         throw new ChainError(`invalid self-signed certificate. subject: "${cert.subject}". Error: the root certificate's key usage lacks keyCertSign`);
       }
     } else {
-      if (isSelfSigned(cert) && isSelfIssued(cert)) {
+      // The name comparison first: a failed signature check is not remembered, so checking a
+      // leaf's signature against its own key would cost a verification every time.
+      if (isSelfIssued(cert) && isSelfSigned(cert)) {
         throw new ChainError(`invalid certificates or certificate with subject "${cert.subject}" is self-signed. Certificate chain must not contain self-signed intermediate or leaf certificates`);
       }
       const parent = chain[i + 1]!;
