@@ -151,7 +151,19 @@ function validateLeaf(cert: Cert, kind: LeafKind): void {
 
 const CURVE_BITS: Record<string, number> = { prime256v1: 256, secp384r1: 384, secp521r1: 521 };
 
-export function keyAlgorithm(cert: Cert): { kind: 'rsa' | 'ec'; bits: number; curve?: string } | undefined {
+export type KeyAlgorithm = { kind: 'rsa' | 'ec'; bits: number; curve?: string } | undefined;
+
+// asymmetricKeyDetails builds a new object from OpenSSL on every read; a certificate's never changes.
+const keyAlgorithms = new WeakMap<Cert, KeyAlgorithm>();
+
+export function keyAlgorithm(cert: Cert): KeyAlgorithm {
+  if (keyAlgorithms.has(cert)) return keyAlgorithms.get(cert);
+  const ka = readKeyAlgorithm(cert);
+  keyAlgorithms.set(cert, ka);
+  return ka;
+}
+
+function readKeyAlgorithm(cert: Cert): KeyAlgorithm {
   const pk = publicKeyOf(cert);
   const d = pk.asymmetricKeyDetails;
   if (pk.asymmetricKeyType === 'rsa') return { kind: 'rsa', bits: d?.modulusLength ?? 0 };
