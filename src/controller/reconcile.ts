@@ -18,6 +18,7 @@ import { ResolveError, resolveRef, type Resolved } from '../oci/resolve.ts';
 import { BuildError, buildArtifact } from '../storage/build.ts';
 import { StorageError, type Storage } from '../storage/store.ts';
 import { VerifyConfigError, type Provider, type ProviderName } from '../verify/types.ts';
+import { deadline } from '../util/deadline.ts';
 import { formatDuration, jitter, parseDuration } from './queue.ts';
 import { AuthConfigError, clientOptions, type KubeReader } from './secrets.ts';
 import { providerLabel, runVerification, type VerifyCache } from './verification.ts';
@@ -160,8 +161,8 @@ class Run {
     }
     this.del(CT.Stalled);
 
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    this.deadline = this.deps.signal ? AbortSignal.any([this.deps.signal, timeout]) : timeout;
+    const limit = deadline(this.timeoutMs, this.deps.signal);
+    this.deadline = limit.signal;
     const steps: [StepName, () => Promise<void>][] = [
       ['storage', () => this.reconcileStorage()],
       ['source', () => this.reconcileSource()],
@@ -176,6 +177,8 @@ class Run {
     } catch (err) {
       if (this.deps.signal?.aborted) return { status: this.status, outcome: {}, cancelled: true };
       return this.failed(this.classify(err));
+    } finally {
+      limit.dispose();
     }
     return this.succeeded();
   }

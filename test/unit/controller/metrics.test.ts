@@ -7,10 +7,12 @@ import { Metrics } from '../../../src/controller/metrics.ts';
 test('ocisource_event_loop_delay_seconds reports the worst stall since start; pools are reported', async () => {
   const m = new Metrics();
   m.observeTransport({ pools: 3 });
-  await new Promise((r) => setTimeout(r, 50));
-  const until = performance.now() + 300;
-  while (performance.now() < until); // a stall of 300 ms
-  await new Promise((r) => setTimeout(r, 50));
+  // The monitor samples every 100 ms; its first samples come after start-up's own stalls.
+  await new Promise((r) => setTimeout(r, 250));
+  const until = performance.now() + 400;
+  while (performance.now() < until); // a stall of 400 ms
+  // The monitor samples every 100 ms: a couple of samples after the stall have recorded it.
+  await new Promise((r) => setTimeout(r, 250));
   const worst = () => Number(/^ocisource_event_loop_delay_seconds\{quantile="1"\} (\S+)$/m.exec(text)?.[1]);
   let text = await m.registry.metrics();
   assert.ok(worst() >= 0.25, `worst delay ${worst()} s`);
