@@ -1,5 +1,6 @@
 // Wires informers, the work queue, the worker loop and the reconciler. Per key, one pass is:
-// finalizer → "in progress" status (on a new generation or a requested reconcile) → reconcile()
+// finalizer → reconcile() (its "in progress" status written when it takes over a second, on a new
+// generation or a requested reconcile)
 // → one status write → events from the status difference. Changes of Secrets and ServiceAccounts
 // re-trigger the objects that reference them.
 import type { Logger } from 'pino';
@@ -257,19 +258,33 @@ export class Manager {
         log.info('reconciliation is suspended for this object');
         return {};
       }
-      // New generation or requested reconcile: say so before the (possibly long) work. This is
-      // never the last word: the reconcile below always ends in a status write of its own.
+      // New generation or requested reconcile: the work starts from an "in progress" status
+      // (Reconciling, Ready Unknown), which is written when the work takes long enough for anyone
+      // to look. A quick reconcile goes straight to its final status: the extra write was a
+      // quarter of the apiserver writes for a burst of new objects. The final status is the same
+      // either way; it is never the in-progress one.
       const requested = obj.metadata.annotations?.[ReconcileRequestAnnotation];
       const asked = obj.status?.observedGeneration !== obj.metadata.generation || (!!requested && requested !== obj.status?.lastHandledReconcileAt);
-      if (asked) {
+      const base: OCIRepository = asked ? { ...obj, status: progressing(obj) } : obj;
+      const running = reconcile(base, { ...this.deps, ...(asked ? { kube: this.#freshReader(this.#triggeredAt.get(key) ?? started) } : {}), log });
+      if (asked && (await slowerThan(running, ProgressWriteAfterMs))) {
         const generation = obj.metadata.generation;
-        obj = await this.#patchStatus(obj, progressing(obj));
+        try {
+          this.#guard();
+          obj = await this.#patchStatus(obj, base.status!);
+        } catch (err) {
+          await running; // one reconcile per object at a time, even when the write failed
+          throw err;
+        }
         // The spec moved on while we wrote (a conflict returned a newer object): that change has
-        // its own watch event, which queues this key again; this pass must not act on a spec it
-        // has not checked (e.g. a new suspend).
-        if (obj.metadata.generation !== generation) return {};
+        // its own watch event, which queues this key again; this pass must not record a result
+        // for a spec it has not checked (e.g. a new suspend).
+        if (obj.metadata.generation !== generation) {
+          await running;
+          return {};
+        }
       }
-      const result = await reconcile(obj, { ...this.deps, ...(asked ? { kube: this.#freshReader(this.#triggeredAt.get(key) ?? started) } : {}), log });
+      const result = await running;
       if (result.cancelled) return {};
       this.#guard();
       // The ExternalArtifact follows the final status; its condition joins the one status write.
@@ -282,7 +297,7 @@ export class Manager {
       if (current && current !== obj.status?.artifact?.path) {
         await this.deps.storage.garbageCollect(obj.metadata.namespace, obj.metadata.name, keptArtifacts(this.deps, obj, current)).catch(() => []);
       }
-      for (const e of notify(obj, obj.status, status, result.loggedFailures)) void this.#event(obj, e);
+      for (const e of notify(obj, base.status, status, result.loggedFailures)) void this.#event(obj, e);
       return published.error && !('error' in result.outcome) ? { error: published.error } : result.outcome;
     } finally {
       this.metrics?.observeReconcile(obj.metadata.namespace, obj.metadata.name, (performance.now() - started) / 1000);
@@ -351,7 +366,22 @@ export class Manager {
   }
 }
 
-/** The status written before the work starts: Reconciling, and Ready derived from it. */
+/** A reconcile that has not finished by then gets its "in progress" status written. */
+const ProgressWriteAfterMs = 1000;
+
+/** True when `p` is still running after `ms` (then at once); false as soon as it settles first. */
+function slowerThan(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(true), ms);
+    const settled = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    p.then(settled, settled);
+  });
+}
+
+/** The status that says the work has started: Reconciling, and Ready derived from it. */
 export function progressing(obj: OCIRepository, now = new Date()): OCIRepositoryStatus {
   const gen = obj.metadata.generation;
   const msg = obj.status?.observedGeneration !== gen ? `processing object: new generation ${obj.status?.observedGeneration ?? 0} -> ${gen}` : 'reconciliation in progress';
