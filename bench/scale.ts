@@ -360,6 +360,7 @@ async function main(): Promise<void> {
     const kb = kubeRelay.counts();
     const rb = regRelay.counts();
     burstCpu.start();
+    const burstHr0 = process.hrtime.bigint();
     const t0 = performance.now();
     await cluster.kubectlOk(['create', '-f', manifest]);
     const created = (performance.now() - t0) / 1000;
@@ -369,6 +370,7 @@ async function main(): Promise<void> {
     clearInterval(progress);
     const readyS = (performance.now() - t0) / 1000;
     const burst = burstCpu.stop();
+    const burstHr1 = process.hrtime.bigint();
     if (!finished) throw new Error(`only ${tracker.count()}/${N} objects became Ready within ${timeoutMs / 1000} s; see ${ctl.proc.logFile}`);
     const burstKube = diffCounts(kb, kubeRelay.counts());
     const burstReg = diffCounts(rb, regRelay.counts());
@@ -376,6 +378,8 @@ async function main(): Promise<void> {
     if (flags['burst-only']) {
       console.log(`  burst apiserver requests (${N} objects): ${[...burstKube].map(([k, v]) => `${k} ${v}`).join(', ')}`);
       console.log(`  load average now ${loadAverage()}`);
+      await stopAll();
+      if (flags.profile) printProfiles(ctl, { idle: [idleHr0, idleHr1], burst: [burstHr0, burstHr1] }, { objects: N });
       return;
     }
 
@@ -465,7 +469,7 @@ async function main(): Promise<void> {
       row2('event-loop delay, p99 / max over the window', `${msOf(quiet.lagP99S)} / ${msOf(quiet.lagMaxS)}`, `${msOf(storm.stats.lagP99S)} / ${msOf(storm.stats.lagMaxS)}`);
     }
     await stopAll();
-    if (flags.profile) printProfiles(ctl, { idle: [idleHr0, idleHr1], steady: [hr0, hr1] }, reconciles);
+    if (flags.profile) printProfiles(ctl, { idle: [idleHr0, idleHr1], burst: [burstHr0, burstHr1], steady: [hr0, hr1] }, { objects: N, reconciles });
   } finally {
     await stopAll();
     if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
@@ -473,8 +477,8 @@ async function main(): Promise<void> {
   }
 }
 
-/** The controller's CPU profile (written when it exits) over the idle and steady-state windows. */
-function printProfiles(ctl: Controller, windows: { idle: [bigint, bigint]; steady?: [bigint, bigint] }, reconciles = 0): void {
+/** The controller's CPU profile (written when it exits) over the idle, burst and steady-state windows. */
+function printProfiles(ctl: Controller, windows: { idle: [bigint, bigint]; burst?: [bigint, bigint]; steady?: [bigint, bigint] }, counts: { objects?: number; reconciles?: number } = {}): void {
   const dir = path.join(ctl.dir, 'profile');
   const file = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.cpuprofile')) : undefined;
   if (!file) {
@@ -484,9 +488,13 @@ function printProfiles(ctl: Controller, windows: { idle: [bigint, bigint]; stead
   const w = ([a, b]: [bigint, bigint]) => ({ fromUs: Number(a / 1000n), toUs: Number(b / 1000n) });
   console.log(`\nCPU profile of the idle controller (no objects, ${(windows.idle[1] - windows.idle[0]) / 1_000_000_000n} s, main thread):`);
   printProfile(summariseProfile(path.join(dir, file), w(windows.idle), 12));
+  if (windows.burst) {
+    console.log(`\nCPU profile of the controller over the burst (${counts.objects} new objects, main thread):`);
+    printProfile(summariseProfile(path.join(dir, file), w(windows.burst)), { count: counts.objects ?? 0, unit: 'object' });
+  }
   if (windows.steady) {
-    console.log(`\nCPU profile of the controller over the steady-state window (${reconciles} reconciles, main thread):`);
-    printProfile(summariseProfile(path.join(dir, file), w(windows.steady)), { count: reconciles, unit: 'reconcile' });
+    console.log(`\nCPU profile of the controller over the steady-state window (${counts.reconciles} reconciles, main thread):`);
+    printProfile(summariseProfile(path.join(dir, file), w(windows.steady)), { count: counts.reconciles ?? 0, unit: 'reconcile' });
   }
 }
 
