@@ -14,7 +14,6 @@ export const BUNDLE_V03_MEDIA_TYPES = [
   'application/vnd.dev.sigstore.bundle.v0.3+json',
   'application/vnd.dev.sigstore.bundle+json;version=0.3',
 ];
-export const BUNDLE_MEDIA_TYPE_PREFIX = 'application/vnd.dev.sigstore.bundle';
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 
 /** Parses and structurally validates a Sigstore bundle (any version). */

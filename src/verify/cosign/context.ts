@@ -21,6 +21,17 @@ export interface CheckContext extends CosignContext {
   signal?: AbortSignal;
 }
 
+/**
+ * The legacy `.sig` checks get the trusted root on demand: a key-signed layer without a Rekor
+ * entry never needs it, and loading it brings in the Sigstore and X.509 stacks.
+ */
+export interface LegacyContext extends Omit<CheckContext, 'trust'> {
+  trust(): Promise<TrustRoot>;
+}
+
+/** Media types of Sigstore bundles (`…bundle+json;version=0.3`, `…bundle.v0.3+json`). */
+export const BUNDLE_MEDIA_TYPE_PREFIX = 'application/vnd.dev.sigstore.bundle';
+
 export interface TlogInfo {
   logIndex: number;
   integratedTime: number;

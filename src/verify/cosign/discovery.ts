@@ -4,8 +4,7 @@ import { LimitError, type Limits } from '../../api/limits.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { errorText, fail } from '../errors.ts';
 import { parseJSON } from '../../util/json.ts';
-import { BUNDLE_MEDIA_TYPE_PREFIX } from './bundle.ts';
-import { AnnotationLimits } from './context.ts';
+import { AnnotationLimits, BUNDLE_MEDIA_TYPE_PREFIX } from './context.ts';
 import { SIMPLESIGNING_MEDIA_TYPE } from './payload.ts';
 
 export const BUNDLE_ARTIFACT_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';

@@ -7,13 +7,27 @@ import { errorText, fail, VerificationError } from '../errors.ts';
 import { resolveLimits, verifySignatures, type Candidate } from '../signatures.ts';
 import type { PreparedVerifier, Provider, VerificationOutcome, VerifyConfig, VerifyOptions, VerifyTarget } from '../types.ts';
 import { VerifyConfigError } from '../types.ts';
-import { verifyOciBundle } from './bundle.ts';
-import type { CheckContext, CosignContext, SignatureResult, TrustMode } from './context.ts';
+import type { CheckContext, SignatureResult, TrustMode } from './context.ts';
 import { discoverBundles, discoverLegacy, loadBundle, signatureTag } from './discovery.ts';
-import { compileRules } from './identity.ts';
 import { parsePublicKeyPem, type VerificationKey } from './keys.ts';
 import { verifyLegacyLayer } from './legacy.ts';
-import { parseTrustedRoot, publicGoodTrustRoot, TRUSTED_ROOT_KEY, type TrustRoot } from './trustroot.ts';
+import { publicGoodRootDigest, PublicGoodSource } from './public-good.ts';
+import type { TrustRoot } from './trustroot.ts';
+
+// Key-signed `.sig` layers without a Rekor entry, the common case with a public key Secret, need
+// none of Sigstore's or our X.509 code: the bundle verifier, identity rules, the trusted root's
+// parser and the keyless checks load when first needed (about 20 MB of a controller's memory).
+
+/** The Secret key holding a custom trusted root (as `cosign verify --trusted-root`). */
+const TRUSTED_ROOT_KEY = 'trusted_root.json';
+
+/** Which trusted root applies, known by name and digest before (and without) parsing it. */
+interface PreparedTrust {
+  source: string;
+  /** Hex SHA-256 of its trusted_root.json bytes. */
+  digest: string;
+  load(): Promise<TrustRoot>;
+}
 
 
 function loadKeys(config: VerifyConfig): VerificationKey[] {
@@ -34,21 +48,33 @@ function loadKeys(config: VerifyConfig): VerificationKey[] {
   });
 }
 
-function loadTrustRoot(config: VerifyConfig): TrustRoot {
+/**
+ * A trusted root from the Secret is parsed now, so a bad one is a configuration error at once.
+ * The embedded public-good root is parsed on first use: in key mode that is the first signature
+ * with a Rekor entry or the first bundle, and perhaps never.
+ */
+async function prepareTrust(config: VerifyConfig): Promise<PreparedTrust> {
   const s = config.trustedRoot;
-  if (!s) return publicGoodTrustRoot();
+  if (!s) {
+    let loaded: Promise<TrustRoot> | undefined;
+    return { source: PublicGoodSource, digest: publicGoodRootDigest(), load: () => (loaded ??= import('./trustroot.ts').then((m) => m.publicGoodTrustRoot())) };
+  }
   const bytes = s.data[TRUSTED_ROOT_KEY];
   if (!bytes) {
     throw new VerifyConfigError('missing-trusted-root', `secret ${s.name}: key '${TRUSTED_ROOT_KEY}' not found`);
   }
+  const { parseTrustedRoot } = await import('./trustroot.ts');
+  let root: TrustRoot;
   try {
-    return parseTrustedRoot(bytes, `secret ${s.name} key '${TRUSTED_ROOT_KEY}'`);
+    root = parseTrustedRoot(bytes, `secret ${s.name} key '${TRUSTED_ROOT_KEY}'`);
   } catch (err) {
     throw new VerifyConfigError('invalid-trusted-root', `secret ${s.name}: key '${TRUSTED_ROOT_KEY}': ${errorText(err)}`);
   }
+  const ready = Promise.resolve(root);
+  return { source: root.source, digest: root.digest, load: () => ready };
 }
 
-function fingerprintOf(mode: TrustMode, trust: TrustRoot): string {
+function fingerprintOf(mode: TrustMode, trust: PreparedTrust): string {
   const canonical = JSON.stringify({
     v: 1,
     provider: 'cosign',
@@ -76,20 +102,24 @@ class CosignVerifier implements PreparedVerifier {
   readonly provider = 'cosign' as const;
   readonly fingerprint: string;
   readonly notes: string[];
-  readonly #ctx: CosignContext;
+  readonly #mode: TrustMode;
+  readonly #trust: PreparedTrust;
 
-  constructor(ctx: CosignContext, notes: string[]) {
-    this.#ctx = ctx;
+  constructor(mode: TrustMode, trust: PreparedTrust, notes: string[]) {
+    this.#mode = mode;
+    this.#trust = trust;
     this.notes = notes;
-    this.fingerprint = fingerprintOf(ctx.mode, ctx.trust);
+    this.fingerprint = fingerprintOf(mode, trust);
   }
 
   verify(target: VerifyTarget, opts: VerifyOptions): Promise<VerificationOutcome> {
     const { registry } = target;
     const digest = target.descriptor.digest;
     const ref = `${registry.registry}/${registry.repository}@${digest}`;
-    const ctx: CheckContext = { ...this.#ctx, limits: resolveLimits(opts.limits), now: opts.now ?? new Date(), ...(opts.signal ? { signal: opts.signal } : {}) };
-    const base = { provider: 'cosign', mode: ctx.mode.kind, trustedRoot: ctx.trust.source };
+    const trust = this.#trust;
+    const ctx = { mode: this.#mode, limits: resolveLimits(opts.limits), now: opts.now ?? new Date(), ...(opts.signal ? { signal: opts.signal } : {}) };
+    const checkContext = async (): Promise<CheckContext> => ({ ...ctx, trust: await trust.load() });
+    const base = { provider: 'cosign', mode: ctx.mode.kind, trustedRoot: trust.source };
     const passed = (res: SignatureResult, extra: Record<string, unknown>) => ({
       passed: true as const,
       authenticity: 'established' as const,
@@ -123,7 +153,8 @@ class CosignVerifier implements PreparedVerifier {
           yield {
             signature: desc.digest,
             check: async () => {
-              const res = verifyOciBundle(await loadBundle(registry, desc, digest, ctx.limits), digest, ctx);
+              const [bytes, { verifyOciBundle }, bundleContext] = await Promise.all([loadBundle(registry, desc, digest, ctx.limits), import('./bundle.ts'), checkContext()]);
+              const res = verifyOciBundle(bytes, digest, bundleContext);
               return passed(res, { signature: desc.digest, predicateType: res.predicateType });
             },
           };
@@ -142,7 +173,7 @@ class CosignVerifier implements PreparedVerifier {
           const signature = `${legacy!.manifestDigest} layer ${i + 1}`;
           yield {
             signature,
-            check: async () => passed(await verifyLegacyLayer(registry, layer, digest, ctx), { signature, signatureManifest: legacy!.manifestDigest, payload: layer.digest }),
+            check: async () => passed(await verifyLegacyLayer(registry, layer, digest, { ...ctx, trust: trust.load }), { signature, signatureManifest: legacy!.manifestDigest, payload: layer.digest }),
           };
         }
       }
@@ -162,7 +193,7 @@ async function prepare(config: VerifyConfig): Promise<PreparedVerifier> {
     throw new VerifyConfigError('wrong-provider', `cosign verifier cannot prepare provider '${config.provider}'`);
   }
   const notes: string[] = [];
-  const trust = loadTrustRoot(config);
+  const trust = await prepareTrust(config);
   let mode: TrustMode;
   if (config.secret) {
     mode = { kind: 'key', keys: loadKeys(config) };
@@ -175,17 +206,19 @@ async function prepare(config: VerifyConfig): Promise<PreparedVerifier> {
         'keyless cosign verification needs at least one matchOIDCIdentity entry (issuer and subject regular expressions)',
       );
     }
+    const { compileRules } = await import('./identity.ts');
     try {
       mode = { kind: 'keyless', rules: compileRules(rules) };
     } catch (err) {
       throw new VerifyConfigError('invalid-identity', errorText(err));
     }
-    if (trust.material.certificateAuthorities.length === 0) {
+    // Keyless always needs the root: parse it now, so a root without CAs is a configuration error.
+    if ((await trust.load()).material.certificateAuthorities.length === 0) {
       throw new VerifyConfigError('invalid-trusted-root', `${trust.source}: no certificate authorities for keyless verification`);
     }
     notes.push(`keyless: certificates must chain to ${trust.source}; identity regular expressions are unanchored (as in cosign): write ^…$`);
   }
-  return new CosignVerifier({ mode, trust }, notes);
+  return new CosignVerifier(mode, trust, notes);
 }
 
 export const cosignProvider: Provider = { name: 'cosign', prepare };

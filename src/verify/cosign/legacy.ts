@@ -3,18 +3,11 @@ import type { RegistryReader } from '../../oci/reader.ts';
 import type { Descriptor } from '../../oci/types.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import { errorText, fail } from '../errors.ts';
-import { parseJSON } from '../../util/json.ts';
-import { parseTimestampResponse, tokenSignedBy, tsaEKUProblem, verifyTimestampByAuthority, type TimestampToken } from '../x509/timestamp.ts';
-import type { CheckContext, SignatureResult, TlogInfo } from './context.ts';
+import type { LegacyContext, SignatureResult, TlogInfo } from './context.ts';
 import { AnnotationLimits } from './context.ts';
 import { decodeBase64 } from './encoding.ts';
-import { publicKeyOf } from '../x509/certs.ts';
-import { parsePEMCertificates, verifyCertificateChain, verifyEmbeddedSCTs } from './fulcio.ts';
-import { certIdentity, matchIdentity } from './identity.ts';
-import { fromKeyObject, verifySignature, type VerificationKey } from './keys.ts';
+import { verifySignature } from './keys.ts';
 import { checkDigestClaim, parseSimpleSigning } from './payload.ts';
-import { parseRekorBundle, verifyRekorBody, verifySET } from './rekor.ts';
-import type { CertificateAuthority } from './trustroot.ts';
 
 export const Annotations = {
   signature: 'dev.cosignproject.cosign/signature',
@@ -50,44 +43,6 @@ async function fetchPayload(reader: RegistryReader, layer: Descriptor, max: numb
 }
 
 /**
- * The `dev.sigstore.cosign/rfc3161timestamp` annotation: JSON {"SignedRFC3161Timestamp": base64 DER
- * TimeStampResp} over the raw signature bytes, verified against the trusted root's timestamp authorities
- * (x509/timestamp.ts). Returns the signing time.
- */
-async function timestampFromAnnotation(text: string, signature: Buffer, tsas: CertificateAuthority[], ctx: CheckContext): Promise<Date> {
-  let v: unknown;
-  try {
-    v = parseJSON(text, 'RFC 3161 timestamp annotation', ctx.limits.maxJSONDepth);
-  } catch (err) {
-    if (err instanceof LimitError) throw err;
-    fail('malformed', 'RFC 3161 timestamp annotation is not valid JSON');
-  }
-  const b64 = (v as { SignedRFC3161Timestamp?: unknown } | null)?.SignedRFC3161Timestamp;
-  if (typeof b64 !== 'string') fail('malformed', 'RFC 3161 timestamp annotation lacks SignedRFC3161Timestamp');
-  let token: TimestampToken;
-  try {
-    token = parseTimestampResponse(decodeBase64(b64, 'RFC 3161 timestamp'), ctx.limits);
-  } catch (err) {
-    if (err instanceof LimitError) throw err;
-    return fail('malformed', `RFC 3161 timestamp does not parse: ${errorText(err)}`);
-  }
-  // TSAs whose certificate may not sign timestamps cannot vouch for a time (sigstore/timestamp-authority);
-  // name the problem of the one that signed rather than a bare "could not be verified".
-  const usable = tsas.filter((a) => a.certChain[0] !== undefined && tsaEKUProblem(a.certChain[0]) === undefined);
-  const signedBy = (a: CertificateAuthority) => a.certChain[0] !== undefined && tokenSignedBy(token, a.certChain[0]);
-  if (!usable.some(signedBy)) {
-    const bad = tsas.find(signedBy)?.certChain[0];
-    if (bad) fail('timestamp-invalid', `RFC 3161 timestamp does not verify: TSA certificate '${bad.node.subject.replace(/\n/g, ', ')}' ${tsaEKUProblem(bad)}`);
-  }
-  try {
-    return await verifyTimestampByAuthority(token, signature, usable, { limits: ctx.limits, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-  } catch (err) {
-    if (err instanceof LimitError || ctx.signal?.aborted) throw err;
-    return fail('timestamp-invalid', `RFC 3161 timestamp does not verify: ${errorText(err)}`);
-  }
-}
-
-/**
  * Verifies one `application/vnd.dev.cosign.simplesigning.v1+json` layer of a `.sig` manifest.
  * Order of checks (the first failure is reported): annotations → payload → signature →
  * digest claim → Rekor SET and entry binding → (keyless) chain at the signing time, SCT, identity.
@@ -95,13 +50,15 @@ async function timestampFromAnnotation(text: string, signature: Buffer, tsas: Ce
  * without --insecure-ignore-tlog, and our bundle path); an RFC 3161 timestamp dates a signature only
  * for a trusted root without a log.
  */
-export async function verifyLegacyLayer(reader: RegistryReader, layer: Descriptor, digest: string, ctx: CheckContext): Promise<SignatureResult> {
+export async function verifyLegacyLayer(reader: RegistryReader, layer: Descriptor, digest: string, ctx: LegacyContext): Promise<SignatureResult> {
   const sig = decodeBase64(annotation(layer, Annotations.signature, AnnotationLimits.signatureAnnotation, true), 'signature annotation');
   const certPem = annotation(layer, Annotations.certificate, AnnotationLimits.certificateAnnotation, false);
   const chainPem = annotation(layer, Annotations.chain, AnnotationLimits.chainAnnotation, false);
   const bundleText = annotation(layer, Annotations.bundle, AnnotationLimits.bundleAnnotation, false);
   const tsText = annotation(layer, Annotations.rfc3161, AnnotationLimits.timestampAnnotation, false);
-  const rekor = bundleText === undefined ? undefined : parseRekorBundle(bundleText);
+  // The Rekor code (Sigstore's and ours, X.509 included) loads only for a layer that has an entry.
+  const rekorCode = bundleText === undefined ? undefined : await import('./rekor.ts');
+  const rekor = bundleText === undefined ? undefined : rekorCode!.parseRekorBundle(bundleText);
 
   const payload = await fetchPayload(reader, layer, ctx.limits.maxEnvelopeSize);
   const claims = parseSimpleSigning(payload, ctx.limits);
@@ -114,8 +71,8 @@ export async function verifyLegacyLayer(reader: RegistryReader, layer: Descripto
     checkDigestClaim(claims, digest);
     let tlog: TlogInfo | undefined;
     if (rekor) {
-      verifySET(rekor, ctx.trust.material.tlogs);
-      verifyRekorBody(rekor, { signature: sig, payload, spki: key.spki });
+      rekorCode!.verifySET(rekor, (await ctx.trust()).material.tlogs);
+      rekorCode!.verifyRekorBody(rekor, { signature: sig, payload, spki: key.spki });
       tlog = { logIndex: rekor.logIndex, integratedTime: rekor.integratedTime, logID: rekor.logID };
     }
     return {
@@ -125,53 +82,7 @@ export async function verifyLegacyLayer(reader: RegistryReader, layer: Descripto
     };
   }
 
-  // Keyless.
-  if (certPem === undefined) fail('key-mismatch', 'signature has no certificate; keyless verification needs a Fulcio certificate');
-  const certs = parsePEMCertificates(certPem, 'certificate annotation', ctx.limits);
-  const leaf = certs[0];
-  if (!leaf) fail('malformed', 'certificate annotation holds no certificate');
-  const chain = chainPem === undefined ? [] : parsePEMCertificates(chainPem, 'chain annotation', ctx.limits);
-  let leafKey: VerificationKey;
-  try {
-    leafKey = fromKeyObject('certificate', publicKeyOf(leaf));
-  } catch (err) {
-    return fail('malformed', `certificate public key: ${errorText(err)}`);
-  }
-  if (!verifySignature(leafKey, payload, sig)) fail('signature-invalid', 'signature does not verify with the certificate key');
-  checkDigestClaim(claims, digest);
-
-  const trust = ctx.trust;
-  const tlogs = trust.material.tlogs;
-  let at: Date;
-  let tlog: TlogInfo | undefined;
-  if (rekor) {
-    verifySET(rekor, tlogs);
-    verifyRekorBody(rekor, { signature: sig, payload, certDer: leaf.der });
-    tlog = { logIndex: rekor.logIndex, integratedTime: rekor.integratedTime, logID: rekor.logID };
-    at = new Date(rekor.integratedTime * 1000);
-  } else if (tlogs.length > 0) {
-    fail('tlog-missing', `signature has no Rekor bundle; the trusted root (${trust.source}) lists a transparency log, so its entry is required${tsText !== undefined ? ' (an RFC 3161 timestamp does not replace it)' : ''}`);
-  } else if (tsText !== undefined && trust.timestampAuthorities.length > 0) {
-    at = await timestampFromAnnotation(tsText, sig, trust.timestampAuthorities, ctx);
-  } else if (trust.timestampAuthorities.length === 0) {
-    // A private PKI without a log or TSA (cosign --insecure-ignore-tlog): only the current time
-    // can be checked, so the certificate must still be valid.
-    at = ctx.now;
-  } else {
-    fail('tlog-missing', 'signature has no RFC 3161 timestamp proving when it was made; the trusted root lists timestamp authorities and no transparency log');
-  }
-  const path = await verifyCertificateChain(leaf, chain, trust.certificateAuthorities, at, ctx.limits, ctx.signal);
-  if (trust.material.ctlogs.length > 0) {
-    const issuer = path[1];
-    if (!issuer) fail('chain-invalid', 'the signing certificate is itself trusted; cannot check its SCT');
-    verifyEmbeddedSCTs(leaf, issuer, trust.material.ctlogs);
-  }
-  const id = certIdentity(leaf);
-  const rule = matchIdentity(id, ctx.mode.rules);
-  return {
-    format: 'legacy',
-    identity: { issuer: id.issuer, subjects: id.sans, matched: rule.source },
-    signingTime: at.toISOString(),
-    ...(tlog ? { tlog } : {}),
-  };
+  // Keyless: certificates, chains, SCTs, timestamps and identities, loaded with its first use.
+  const { verifyKeylessLayer } = await import('./legacy-keyless.ts');
+  return verifyKeylessLayer({ sig, certPem, chainPem, tsText, rekor, payload, claims, digest }, { ...ctx, trust: await ctx.trust() });
 }

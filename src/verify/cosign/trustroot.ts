@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toTrustMaterial, type TrustMaterial } from '@sigstore/verify';
 import { DefaultLimits, LimitError } from '../../api/limits.ts';
@@ -7,6 +5,7 @@ import { parseJSON } from '../../util/json.ts';
 import { parseCertificate, type Cert } from '../x509/certs.ts';
 import { tsaEKUProblem } from '../x509/timestamp.ts';
 import { sha256Hex } from './encoding.ts';
+import { publicGoodRootBytes, PublicGoodSource } from './public-good.ts';
 
 /** A Fulcio CA or a timestamp authority of the trusted root, in the x509/ certificate type. */
 export interface CertificateAuthority {
@@ -43,24 +42,11 @@ function authority(a: AuthorityJSON): CertificateAuthority {
   };
 }
 
-export const TRUSTED_ROOT_KEY = 'trusted_root.json';
-const TUF_MIRROR = 'https://tuf-repo-cdn.sigstore.dev';
-
 let publicGood: TrustRoot | undefined;
 
-/**
- * The public-good trusted root shipped inside the installed `@sigstore/tuf` package
- * (`seeds.json` → `targets/trusted_root.json`). Read from disk once; nothing is fetched.
- */
+/** The public-good trusted root embedded in `@sigstore/tuf` (public-good.ts), parsed once. */
 export function publicGoodTrustRoot(): TrustRoot {
-  if (publicGood) return publicGood;
-  const require = createRequire(import.meta.url);
-  const seedsPath = require.resolve('@sigstore/tuf/seeds.json');
-  const seeds = JSON.parse(readFileSync(seedsPath, 'utf8')) as Record<string, { targets?: Record<string, string> }>;
-  const b64 = seeds[TUF_MIRROR]?.targets?.['trusted_root.json'];
-  if (!b64) throw new Error(`${seedsPath}: no embedded trusted_root.json for ${TUF_MIRROR}`);
-  publicGood = parseTrustedRoot(Buffer.from(b64, 'base64'), 'public-good (embedded @sigstore/tuf seed)');
-  return publicGood;
+  return (publicGood ??= parseTrustedRoot(publicGoodRootBytes(), PublicGoodSource));
 }
 
 /** Parses trusted_root.json bytes; throws an Error explaining what is wrong. */
