@@ -27,6 +27,7 @@ import ts from 'typescript';
 import { Group, Plural, Version, type OCIRepository } from '../src/api/schema.ts';
 import { Informer, keyOf } from '../src/controller/informer.ts';
 import { Kube } from '../src/controller/kube.ts';
+import { EventLoopSampleMs } from '../src/controller/metrics.ts';
 import { makeLogger } from '../src/util/log.ts';
 import { createServerCert, freePort, makeTempDir, pushTarGzArtifact, startCluster, startProcess, startRegistry, type Cluster, type ManagedProcess, type Registry } from '../test/harness/index.ts';
 import { installController } from '../test/helpers/controller-env.ts';
@@ -208,7 +209,10 @@ interface WindowStats {
   meanS: number;
   /** Share of reconciles slower than 100 ms (histogram bucket le="0.1"). */
   over100ms: number;
-  /** prom-client's event-loop lag figures, which it resets at every scrape: the window between two scrapes. */
+  /**
+   * prom-client's event-loop lag figures, which it resets at every scrape: the window between two
+   * scrapes. They include the monitor's sampling interval, subtracted here so they read as delay.
+   */
   lagP99S: number;
   lagMaxS: number;
 }
@@ -221,7 +225,7 @@ function windowStats(a: Map<string, number>, b: Map<string, number>, seconds: nu
   const count = total(b, `${H}_count`) - total(a, `${H}_count`);
   const sumS = total(b, `${H}_sum`) - total(a, `${H}_sum`);
   const fast = total(b, `${H}_bucket`, '0.1') - total(a, `${H}_bucket`, '0.1');
-  return { seconds, reconciles: count, meanS: count ? sumS / count : NaN, over100ms: count ? 1 - fast / count : NaN, lagP99S: metric(b, 'nodejs_eventloop_lag_p99_seconds'), lagMaxS: metric(b, 'nodejs_eventloop_lag_max_seconds') };
+  return { seconds, reconciles: count, meanS: count ? sumS / count : NaN, over100ms: count ? 1 - fast / count : NaN, lagP99S: metric(b, 'nodejs_eventloop_lag_p99_seconds') - EventLoopSampleMs / 1000, lagMaxS: metric(b, 'nodejs_eventloop_lag_max_seconds') - EventLoopSampleMs / 1000 };
 }
 
 /**
