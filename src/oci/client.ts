@@ -191,15 +191,12 @@ export class RegistryClient implements RegistryReader {
     if (!isDigest(subjectDigest)) throw new RegistryError(`invalid subject digest '${subjectDigest}'`);
     const { maxReferrers, manifestMaxSize } = this.limits;
     const out: Descriptor[] = [];
-    const repository = `${this.registry}/${this.repository}`;
-    if (this.#transport.lacksReferrersAPI(repository)) return this.#referrersByTag(subjectDigest, artifactType);
     let path: string | undefined = `/v2/${this.repository}/referrers/${subjectDigest}${artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : ''}`;
     let first = true;
     while (path) {
       const res = await this.#send({ method: 'GET', path, accept: [MediaTypes.ociIndex] });
       if (first && (res.statusCode === 404 || res.statusCode === 405)) {
         await drain(res);
-        this.#transport.learnNoReferrersAPI(repository);
         return this.#referrersByTag(subjectDigest, artifactType);
       }
       first = false;

@@ -32,14 +32,9 @@ export interface TransportOptions {
   maxTokens?: number;
   /** Registries whose auth challenge is remembered (oldest dropped first). */
   maxChallenges?: number;
-  /** Repositories remembered as lacking the Referrers API (oldest dropped first). */
-  maxNoReferrersAPI?: number;
   /** Connections per pool. */
   connections?: number;
 }
-
-/** How long a repository's missing Referrers API is remembered before the API is asked again. */
-const NoReferrersAPIForMs = 10 * 60_000;
 
 interface Pool {
   dispatcher: Promise<Dispatcher>;
@@ -50,9 +45,6 @@ export class Transport {
   readonly tokens: TokenCache;
   readonly #challenges = new Map<string, Challenge>();
   readonly #maxChallenges: number;
-  /** "host/repository" → until when its Referrers API is taken as absent (epoch ms). */
-  readonly #noReferrersAPI = new Map<string, number>();
-  readonly #maxNoReferrersAPI: number;
   readonly #connections: number;
   readonly #pools = new Map<string, Pool>();
   /** Which pool each owner holds: an owner holds one at a time. */
@@ -64,7 +56,6 @@ export class Transport {
   constructor(opts: TransportOptions = {}) {
     this.tokens = new TokenCache(opts.maxTokens ?? 1000);
     this.#maxChallenges = opts.maxChallenges ?? 1000;
-    this.#maxNoReferrersAPI = opts.maxNoReferrersAPI ?? 1000;
     this.#connections = opts.connections ?? 16;
   }
 
@@ -125,29 +116,6 @@ export class Transport {
     this.#challenges.set(host, challenge);
   }
 
-  /**
-   * Whether the repository answered the Referrers API with 404/405 within the last ten minutes:
-   * then discovery goes straight to the `sha256-<hex>` tag schema, as ORAS remembers a
-   * repository's referrers capability, instead of asking the API first every time. By repository,
-   * not registry: one tenant's odd repository must not change how another's signatures are found.
-   */
-  lacksReferrersAPI(repository: string, now = Date.now()): boolean {
-    const until = this.#noReferrersAPI.get(repository);
-    if (until === undefined) return false;
-    if (now < until) return true;
-    this.#noReferrersAPI.delete(repository);
-    return false;
-  }
-
-  learnNoReferrersAPI(repository: string, now = Date.now()): void {
-    this.#noReferrersAPI.delete(repository);
-    if (this.#noReferrersAPI.size >= this.#maxNoReferrersAPI) {
-      const oldest = this.#noReferrersAPI.keys().next().value;
-      if (oldest !== undefined) this.#noReferrersAPI.delete(oldest);
-    }
-    this.#noReferrersAPI.set(repository, now + NoReferrersAPIForMs);
-  }
-
   /** Closes every pool (in-flight requests finish first) and forgets tokens and challenges. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -155,7 +123,6 @@ export class Transport {
     this.#pools.clear();
     this.#held.clear();
     this.#challenges.clear();
-    this.#noReferrersAPI.clear();
     this.tokens.clear();
     await Promise.all(all.map((p) => p.dispatcher.then((d) => d.close()).catch(() => undefined)));
   }
