@@ -7,6 +7,7 @@ import { verify as cryptoVerify, constants as cc } from 'node:crypto';
 import { VerificationError } from '../errors.ts';
 import { publicKeyOf, type Cert } from '../x509/certs.ts';
 import { keyAlgorithm, validateCodeSigningChain } from '../x509/chain.ts';
+import { p1363ToDER } from '../x509/der.ts';
 
 export const MEDIA_TYPE_JWS = 'application/jose+json';
 export const MEDIA_TYPE_COSE = 'application/cose';
@@ -93,31 +94,13 @@ export function verifyPrimitive(alg: Algorithm, cert: Cert, data: Uint8Array, si
     if (key.asymmetricKeyType !== 'ec') return false;
     const bits = keyAlgorithm(cert)?.bits ?? 0;
     if (sig.length !== 2 * Math.ceil(bits / 8)) return false;
-    // node:crypto takes a bare KeyObject 20 µs faster than an options object (its checks of the
-    // object's shape cost a third of the ECDSA check itself), so the signature is made DER here.
+    // A bare KeyObject, as in cosign/keys.ts: node:crypto checks an options object slowly.
     return cryptoVerify(hash, data, key, p1363ToDER(sig));
   } catch {
     return false;
   }
 }
 
-/** An ECDSA signature r || s (IEEE P1363, halves of equal length) as DER `SEQUENCE { INTEGER r, INTEGER s }`. */
-export function p1363ToDER(sig: Uint8Array): Buffer {
-  const half = sig.length / 2;
-  const r = derInteger(sig.subarray(0, half));
-  const s = derInteger(sig.subarray(half));
-  const len = r.length + s.length;
-  // P-521's halves of 66 bytes make the body 128 bytes or more: the long length form.
-  return Buffer.concat([len < 0x80 ? Buffer.of(0x30, len) : Buffer.of(0x30, 0x81, len), r, s]);
-}
-
-function derInteger(magnitude: Uint8Array): Buffer {
-  let i = 0;
-  while (i < magnitude.length - 1 && magnitude[i] === 0) i++;
-  const v = magnitude.subarray(i);
-  // A set top bit would read as negative: a zero byte keeps the integer positive.
-  return v[0]! & 0x80 ? Buffer.concat([Buffer.of(0x02, v.length + 1, 0), v]) : Buffer.concat([Buffer.of(0x02, v.length), v]);
-}
 
 /**
  * Checks shared by both formats once the headers are decoded: content type, signing scheme and its

@@ -1,6 +1,7 @@
 // A minimal DER walker for looking at a structure's shape before handing it to pkijs, whose parsing of a
 // large structure is slow enough to stall the event loop: e.g. counting the certificates of a CMS token
-// (bounded by a budget) without parsing any of them.
+// (bounded by a budget) without parsing any of them. And the one DER encoding we do: ECDSA signatures
+// in the form node:crypto checks fastest.
 
 export interface TLV {
   /** Identifier octet (class, constructed bit, tag number < 31). */
@@ -59,4 +60,22 @@ export function longestOID(b: Uint8Array, root: TLV): number {
     stack.push(...childrenOf(b, (t.tag & 0x20) !== 0 ? t : { tag: 0x30, start: t.start, end: t.end }));
   }
   return longest;
+}
+
+/** An ECDSA signature r || s (IEEE P1363, halves of equal length) as DER `SEQUENCE { INTEGER r, INTEGER s }`. */
+export function p1363ToDER(sig: Uint8Array): Buffer {
+  const half = sig.length / 2;
+  const r = derInteger(sig.subarray(0, half));
+  const s = derInteger(sig.subarray(half));
+  const len = r.length + s.length;
+  // P-521's halves of 66 bytes make the body 128 bytes or more: the long length form.
+  return Buffer.concat([len < 0x80 ? Buffer.of(0x30, len) : Buffer.of(0x30, 0x81, len), r, s]);
+}
+
+function derInteger(magnitude: Uint8Array): Buffer {
+  let i = 0;
+  while (i < magnitude.length - 1 && magnitude[i] === 0) i++;
+  const v = magnitude.subarray(i);
+  // A set top bit would read as negative: a zero byte keeps the integer positive.
+  return v[0]! & 0x80 ? Buffer.concat([Buffer.of(0x02, v.length + 1, 0), v]) : Buffer.concat([Buffer.of(0x02, v.length), v]);
 }

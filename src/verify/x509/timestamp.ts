@@ -216,7 +216,7 @@ function attrValue(signer: pkijs.SignerInfo, oid: string): asn1js.AsnType | unde
   return attr?.values[0];
 }
 
-function sigParams(signer: pkijs.SignerInfo, key: KeyObject): { hash: string; opts: Record<string, unknown> } {
+function sigParams(signer: pkijs.SignerInfo, key: KeyObject): { hash: string; opts: KeyObject | Record<string, unknown> } {
   const digestOid = signer.digestAlgorithm.algorithmId;
   const sigOid = signer.signatureAlgorithm.algorithmId;
   const byOid: Record<string, string> = {
@@ -235,7 +235,8 @@ function sigParams(signer: pkijs.SignerInfo, key: KeyObject): { hash: string; op
   }
   const hash = byOid[sigOid] ?? (sigOid === '1.2.840.113549.1.1.1' || sigOid === '1.2.840.10045.2.1' ? HASH_OIDS[digestOid] : undefined);
   if (!hash) throw new TimestampError(`cms verification failure: unsupported signature algorithm ${sigOid} with digest ${digestOid}`);
-  return { hash, opts: { key, padding: key.asymmetricKeyType === 'rsa' ? cc.RSA_PKCS1_PADDING : undefined } };
+  // PKCS#1 v1.5 and DER ECDSA are node:crypto's defaults: the bare key, checked fastest.
+  return { hash, opts: key };
 }
 
 function sameIssuerSerial(cert: Cert, sid: pkijs.IssuerAndSerialNumber): boolean {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import * as asn1js from 'asn1js';
-import { p1363ToDER } from '../../../src/verify/notation/envelope.ts';
+import { p1363ToDER } from '../../../src/verify/x509/der.ts';
 
 /** r || s from a DER signature, each half left-padded to `size` bytes. */
 function p1363Of(der: Buffer, size: number): Buffer {
