@@ -2,7 +2,7 @@
 // one ServiceAccount: it applies PATCHes as merge patches, counts reads and keeps every status
 // patch, for unit tests of what the manager reads and writes per pass.
 import pino from 'pino';
-import { ApiVersion, Kind } from '../../src/api/names.ts';
+import { ApiVersion, Kind, ReconcileRequestAnnotation } from '../../src/api/names.ts';
 import type { OCIRepository } from '../../src/api/schema.ts';
 import type { Kube } from '../../src/controller/kube.ts';
 import { Manager } from '../../src/controller/manager.ts';
@@ -92,3 +92,24 @@ export function setupManager(opts: { viaAccount?: boolean; url?: string; timeout
   return { manager, state };
 }
 
+type Bed = ReturnType<typeof setupManager>;
+
+/**
+ * The object's generation as observed (as after a successful pass), then two interval passes:
+ * the steady state, in which nothing should be read.
+ */
+export async function steadyPasses({ manager, state }: Bed): Promise<void> {
+  const observed = manager.objects.cache.get('team/app')!;
+  state.obj = { ...observed, status: { ...observed.status, observedGeneration: 1 } };
+  manager.objects.cache.set('team/app', state.obj);
+  await manager.process('team/app');
+  await manager.process('team/app');
+}
+
+/** A user's reconcile request (`token` in the annotation) as the watch shows it, and the pass it asks for. */
+export async function requestReconcile({ manager, state }: Bed, token: string): Promise<void> {
+  const current = manager.objects.cache.get('team/app')!;
+  state.obj = { ...current, metadata: { ...current.metadata, annotations: { [ReconcileRequestAnnotation]: token } } };
+  manager.objects.cache.set('team/app', state.obj);
+  await manager.process('team/app');
+}

@@ -4,11 +4,11 @@
 // interval reconcile uses the watch-validated cache and reads nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReconcileRequestAnnotation } from '../../../src/api/names.ts';
-import { b64, setupManager } from '../../helpers/manager-bed.ts';
+import { b64, requestReconcile, setupManager, steadyPasses } from '../../helpers/manager-bed.ts';
 
 test('a requested reconcile reads referenced Secrets from the apiserver even before their watch event; interval reconciles read nothing', async () => {
-  const { manager, state } = setupManager();
+  const bed = setupManager();
+  const { manager, state } = bed;
   try {
     // First pass (new generation): reads the Secret once, though clientOptions may ask for it more than once.
     await manager.process('team/app');
@@ -18,21 +18,14 @@ test('a requested reconcile reads referenced Secrets from the apiserver even bef
     await manager.process('team/app');
     assert.equal(state.secretGets, 2);
     // Interval passes of an observed generation: the watch still reports resourceVersion 5, the cache answers.
-    const observed = manager.objects.cache.get('team/app')!;
-    state.obj = { ...observed, status: { ...observed.status, observedGeneration: 1 } };
-    manager.objects.cache.set('team/app', state.obj);
-    await manager.process('team/app');
-    await manager.process('team/app');
+    await steadyPasses(bed);
     assert.equal(state.secretGets, 2, 'steady state: no Secret reads');
 
     // The user replaces the Secret with one lacking the docker config, then requests a reconcile;
     // the request arrives before the Secret's watch event (the cache still says resourceVersion 5).
     state.secret = { metadata: { name: 'pull', namespace: 'team', resourceVersion: '6' }, data: { other: b64('x') } };
     const token = '2026-12-02T06:00:00Z';
-    const current = manager.objects.cache.get('team/app')!;
-    state.obj = { ...current, metadata: { ...current.metadata, annotations: { [ReconcileRequestAnnotation]: token } } };
-    manager.objects.cache.set('team/app', state.obj);
-    await manager.process('team/app');
+    await requestReconcile(bed, token);
     assert.equal(state.secretGets, 3);
     assert.equal(state.obj.status?.lastHandledReconcileAt, token);
     const ready = state.obj.status?.conditions?.find((c) => c.type === 'Ready');
@@ -43,22 +36,17 @@ test('a requested reconcile reads referenced Secrets from the apiserver even bef
 });
 
 test('spec.serviceAccountName: the account is read once per change the watch reports, and afresh for a requested reconcile', async () => {
-  const { manager, state } = setupManager({ viaAccount: true });
+  const bed = setupManager({ viaAccount: true });
+  const { manager, state } = bed;
   try {
     await manager.process('team/app');
     assert.equal(state.accountGets, 1);
     assert.match(JSON.stringify(state.obj.status?.conditions), /FetchFailed/);
-    const observed = manager.objects.cache.get('team/app')!;
-    state.obj = { ...observed, status: { ...observed.status, observedGeneration: 1 } };
-    manager.objects.cache.set('team/app', state.obj);
-    await manager.process('team/app');
-    await manager.process('team/app');
+    await steadyPasses(bed);
     assert.equal(state.accountGets, 1, 'steady state: no ServiceAccount reads');
     // The account loses its imagePullSecrets; a reconcile is requested before the watch says so.
     state.account = { metadata: { name: 'puller', namespace: 'team', resourceVersion: '4' }, imagePullSecrets: [] };
-    state.obj = { ...state.obj, metadata: { ...state.obj.metadata, annotations: { [ReconcileRequestAnnotation]: 'now' } } };
-    manager.objects.cache.set('team/app', state.obj);
-    await manager.process('team/app');
+    await requestReconcile(bed, 'now');
     assert.equal(state.accountGets, 2);
     assert.equal(state.obj.status?.lastHandledReconcileAt, 'now');
     // The watch reports the change: the next interval pass reads the account once more, then holds it.
