@@ -58,7 +58,7 @@ export async function verifyLegacyLayer(reader: RegistryReader, layer: Descripto
   const tsText = annotation(layer, Annotations.rfc3161, AnnotationLimits.timestampAnnotation, false);
   // The Rekor code (Sigstore's and ours, X.509 included) loads only for a layer that has an entry.
   const rekorCode = bundleText === undefined ? undefined : await import('./rekor.ts');
-  const rekor = bundleText === undefined ? undefined : rekorCode!.parseRekorBundle(bundleText);
+  const rekor = rekorCode?.parseRekorBundle(bundleText!);
 
   const payload = await fetchPayload(reader, layer, ctx.limits.maxEnvelopeSize);
   const claims = parseSimpleSigning(payload, ctx.limits);
@@ -70,9 +70,9 @@ export async function verifyLegacyLayer(reader: RegistryReader, layer: Descripto
     }
     checkDigestClaim(claims, digest);
     let tlog: TlogInfo | undefined;
-    if (rekor) {
-      rekorCode!.verifySET(rekor, (await ctx.trust()).material.tlogs);
-      rekorCode!.verifyRekorBody(rekor, { signature: sig, payload, spki: key.spki });
+    if (rekor && rekorCode) {
+      rekorCode.verifySET(rekor, (await ctx.trust()).material.tlogs);
+      rekorCode.verifyRekorBody(rekor, { signature: sig, payload, spki: key.spki });
       tlog = { logIndex: rekor.logIndex, integratedTime: rekor.integratedTime, logID: rekor.logID };
     }
     return {
