@@ -7,11 +7,13 @@
 //   undici-keepalive  the same with undici's `reset: false` request option, which overrides that
 //              close: what the controller's HEAD would cost over kept-alive connections;
 //   node-http  node:http with a keep-alive agent: HEADs over one kept-alive connection.
-//   node floor.mjs <undici|undici-keepalive|node-http> <registry base URL> <repository prefix> <N> <interval ms> <tag>
+//   undici-aligned  undici-keepalive with the controller's requeue alignment: the HEADs due within
+//              the same second run together, four at a time (the controller's default workers).
+//   node floor.mjs <client> <registry base URL> <repository prefix> <N> <interval ms> <tag>
 import http from 'node:http';
 import { Agent, request } from 'undici';
 
-const [client, base, prefix, n, intervalMs, tag] = process.argv.slice(2);
+const [client = 'undici', base, prefix, n, intervalMs, tag] = process.argv.slice(2);
 const N = Number(n);
 const interval = Number(intervalMs);
 const accept = [
@@ -41,8 +43,8 @@ async function head(i: number): Promise<void> {
   const url = `${base}/v2/${prefix}${i}/manifests/${tag}`;
   try {
     let r: { status: number; digest: unknown };
-    if (client === 'undici' || client === 'undici-keepalive') {
-      const res = await request(url, { method: 'HEAD', headers: { accept }, dispatcher, ...(client === 'undici-keepalive' ? { reset: false } : {}) });
+    if (client.startsWith('undici')) {
+      const res = await request(url, { method: 'HEAD', headers: { accept }, dispatcher, ...(client !== 'undici' ? { reset: false } : {}) });
       await res.body.dump();
       r = { status: res.statusCode, digest: res.headers['docker-content-digest'] };
     } else r = await headNodeHttp(url);
@@ -53,11 +55,32 @@ async function head(i: number): Promise<void> {
   }
 }
 
-for (let i = 0; i < N; i++) {
-  setTimeout(() => {
-    void head(i);
-    setInterval(() => void head(i), interval);
-  }, (i * interval) / N);
+const AlignMs = 1000;
+if (client === 'undici-aligned') {
+  const slots = new Map<number, number[]>();
+  for (let i = 0; i < N; i++) {
+    const at = Math.ceil((i * interval) / N / AlignMs) * AlignMs;
+    slots.set(at, [...(slots.get(at) ?? []), i]);
+  }
+  const run = async (keys: number[]) => {
+    let next = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (next < keys.length) await head(keys[next++]!);
+    }));
+  };
+  for (const [at, keys] of slots) {
+    setTimeout(() => {
+      void run(keys);
+      setInterval(() => void run(keys), interval);
+    }, at);
+  }
+} else {
+  for (let i = 0; i < N; i++) {
+    setTimeout(() => {
+      void head(i);
+      setInterval(() => void head(i), interval);
+    }, (i * interval) / N);
+  }
 }
 // Runs until told to stop (with N = 0 it measures an idle process with undici loaded).
 setInterval(() => undefined, 1 << 30);

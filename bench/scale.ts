@@ -14,7 +14,8 @@
 // --controller dist|src|PATH (dist when built: the image runs compiled JS; PATH: another build's main.js), --profile (--cpu-prof over
 // the window, summarised), --heap (heap snapshots idle and loaded, summarised by constructor),
 // --concurrent N (default: the controller's own default), --node-flags "…" (extra flags for the
-// controller's node, e.g. --max-semi-space-size=2), --burst-only (stop after all are Ready: for
+// controller's node, e.g. --max-semi-space-size=2), --controller-args "…" (extra flags for the
+// controller itself, e.g. --requeue-alignment=0), --burst-only (stop after all are Ready: for
 // comparing --concurrent), --no-floor (skip the floors), --no-storm (skip the download storm: wrk
 // on a 4 MiB artifact during a second window, reconcile latency and event-loop delay compared). --n 0 measures the idle controller only.
 import { execFile } from 'node:child_process';
@@ -49,6 +50,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: !!process.env.PROFILE },
     heap: { type: 'boolean', default: !!process.env.HEAP },
     'node-flags': { type: 'string', default: process.env.NODE_FLAGS || '' },
+    'controller-args': { type: 'string', default: process.env.CONTROLLER_ARGS || '' },
     'burst-only': { type: 'boolean', default: !!process.env.BURST_ONLY },
     'no-floor': { type: 'boolean', default: !!process.env.NO_FLOOR },
     'no-storm': { type: 'boolean', default: !!process.env.NO_STORM },
@@ -127,6 +129,7 @@ async function startController(kubeconfig: string, dir: string): Promise<Control
       '--storage-addr', `127.0.0.1:${storagePort}`,
       '--metrics-addr', `127.0.0.1:${metricsPort}`,
       ...(flags.concurrent ? ['--concurrent', flags.concurrent] : []),
+      ...(flags['controller-args'] ? flags['controller-args'].split(/\s+/).filter(Boolean) : []),
     ],
     logFile: path.join(dir, 'controller.log'),
     ready: { url: `http://127.0.0.1:${metricsPort}/readyz`, okStatus: [200], timeoutMs: 120_000 },
@@ -416,7 +419,7 @@ async function main(): Promise<void> {
     // the controller's client, and over a kept-alive connection (what undici does not do for HEAD).
     const floorS = Math.min(windowS, 90);
     const floors: Record<string, { cpu: number; perHead: number; marginal: number; rss: number; heads: number; conns: number; threads: string }> = {};
-    for (const client of flags['no-floor'] ? [] : ['undici', 'undici-keepalive', 'node-http']) {
+    for (const client of flags['no-floor'] ? [] : ['undici', 'undici-keepalive', 'undici-aligned', 'node-http']) {
       const floor = await startProcess({ name: 'floor', cmd: process.execPath, args: [...nodeFlagsOf(), floorJs, client, regRelay.url, Repo, String(N), String(intervalMs), Tag], logFile: path.join(work, `floor-${client}.log`) });
       stops.push(() => floor.stop());
       await sleep(Math.min(10_000, intervalMs / 4));
@@ -435,6 +438,7 @@ async function main(): Promise<void> {
     const fl = floors.undici ?? none;
     const fk = floors['node-http'] ?? none;
     const fu = floors['undici-keepalive'] ?? none;
+    const fa = floors['undici-aligned'] ?? none;
     const floorLoadedRss = fl.rss;
     const ours = { cpu: used.cpu / used.wall, perRec: used.cpu / reconciles, marginal: (used.cpu - idleCpuRate * used.wall) / reconciles };
     const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
@@ -456,6 +460,7 @@ async function main(): Promise<void> {
     row3('new registry connections per steady-state reconcile', reconciles ? (regConns / reconciles).toFixed(2) : 'n/a', (fl.conns / fl.heads).toFixed(2), '', (fk.conns / fk.heads).toFixed(2));
     console.log('  floor: a bare loop with the same HTTP client (undici: a new connection per HEAD); keep-alive: node:http over kept-alive connections');
     console.log(`  floor with undici's reset: false on HEAD (connections kept): CPU ${pct(fu.cpu)}, ${msOf(fu.perHead)} per HEAD (${msOf(fu.marginal)} without the idle cost), ${Number.isFinite(fu.heads) ? (fu.conns / fu.heads).toFixed(2) : 'n/a'} new connections per HEAD, RSS ${MiB(fu.rss)}`);
+    console.log(`  the same aligned as the controller's requeues (HEADs due in the same second run together, 4 at a time): CPU ${pct(fa.cpu)}, ${msOf(fa.perHead)} per HEAD (${msOf(fa.marginal)} without the idle cost); ours ÷ this: ${ratio(ours.perRec, fa.perHead)}`);
     console.log(`  steady-state apiserver requests: ${detail(kube)}`);
     console.log(`  steady-state registry requests: ${detail(regc)}`);
     console.log(`  burst apiserver requests (${N} objects): ${detail(burstKube)}`);

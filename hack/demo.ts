@@ -98,7 +98,7 @@ export async function runDemo(): Promise<number> {
 
     const cfg: ControllerConfig = {
       kubeconfig, concurrent: 4, storagePath: path.join(dir, 'data'), storageAddr: '127.0.0.1:0', retentionRecords: 2, retentionTTLms: 60_000, artifactMaxSize: 512 << 20, maxSignatures: 10,
-      minRetryMs: 500, maxRetryMs: 5000, jitterPercent: 5, metricsAddr: '', logLevel: 'info', publishExternalArtifacts: true, externalArtifactDiscoveryMs: 60_000,
+      minRetryMs: 500, maxRetryMs: 5000, jitterPercent: 5, requeueAlignMs: 1000, metricsAddr: '', logLevel: 'info', publishExternalArtifacts: true, externalArtifactDiscoveryMs: 60_000,
     };
     running = await startController(cfg, makeLogger('info', path.join(dir, 'controller.log')));
     say('run', `controller started; artifacts served on http://${running.storage.opts.advertisedAddr}/ (logs: ${path.join(dir, 'controller.log')})`);

@@ -45,6 +45,8 @@ export const runUsage = `Usage: oci-source-controller run [flags]
   --min-retry-delay DUR             first backoff after a failure (default 750ms)
   --max-retry-delay DUR             backoff cap (default 15m)
   --interval-jitter-percentage N    ± jitter on spec.interval (default 5)
+  --requeue-alignment DUR           requeues of ten times this or longer are rounded up to a multiple of it,
+                                    so objects due in the same slot share one wake-up; 0 = exact (default 1s)
   --metrics-addr HOST:PORT          /metrics, /healthz, /readyz (default :8080; empty disables)
   --log-level LEVEL                 trace|debug|info|warn|error (default info)
   --tag-page-size N                 tags per page when listing for semver (default 1000)
@@ -87,6 +89,7 @@ export interface ControllerConfig {
   minRetryMs: number;
   maxRetryMs: number;
   jitterPercent: number;
+  requeueAlignMs: number;
   metricsAddr: string;
   logLevel: string;
   tagPageSize?: number;
@@ -134,6 +137,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     'min-retry-delay': { type: 'string', default: '750ms' },
     'max-retry-delay': { type: 'string', default: '15m' },
     'interval-jitter-percentage': { type: 'string', default: '5' },
+    'requeue-alignment': { type: 'string', default: '1s' },
     'metrics-addr': { type: 'string', default: ':8080' },
     'log-level': { type: 'string', default: 'info' },
     'tag-page-size': { type: 'string' },
@@ -199,6 +203,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     minRetryMs: dur('min-retry-delay', v['min-retry-delay']!),
     maxRetryMs: dur('max-retry-delay', v['max-retry-delay']!),
     jitterPercent: int('interval-jitter-percentage', v['interval-jitter-percentage']!, 0),
+    requeueAlignMs: dur('requeue-alignment', v['requeue-alignment']!),
     metricsAddr: v['metrics-addr']!,
     logLevel: v['log-level']!,
     ...(v['tag-page-size'] ? { tagPageSize: int('tag-page-size', v['tag-page-size'], 1) } : {}),
@@ -317,6 +322,7 @@ export async function startController(cfg: ControllerConfig, log: Logger, onLead
       concurrent: cfg.concurrent,
       minRetryMs: cfg.minRetryMs,
       maxRetryMs: cfg.maxRetryMs,
+      requeueAlignMs: cfg.requeueAlignMs,
       reconcile: { maxSignatures: cfg.maxSignatures, artifactMaxSize: cfg.artifactMaxSize, ...(cfg.limits ? { limits: cfg.limits } : {}), jitterPercent: cfg.jitterPercent, userAgent: 'oci-source-controller/0.1', ...(cfg.tagPageSize ? { tagPageSize: cfg.tagPageSize } : {}) },
       externalArtifacts: { enabled: cfg.publishExternalArtifacts, discoveryIntervalMs: cfg.externalArtifactDiscoveryMs },
     },

@@ -30,6 +30,8 @@ export interface ManagerOptions {
   concurrent: number;
   minRetryMs: number;
   maxRetryMs: number;
+  /** Requeue alignment (see QueueOptions.alignMs); 0 or unset: exact. */
+  requeueAlignMs?: number;
   reconcile: ReconcileOptions;
   externalArtifacts: Omit<PublisherOptions, 'watchNamespace' | 'sharded'>;
 }
@@ -131,7 +133,7 @@ export class Manager {
       },
       now: () => new Date(clock.now()),
     });
-    this.queue = new WorkQueue({ rateLimiter: new ExponentialRateLimiter(args.opts.minRetryMs, args.opts.maxRetryMs), clock, ...(args.metrics ? { metrics: args.metrics.queue } : {}) });
+    this.queue = new WorkQueue({ rateLimiter: new ExponentialRateLimiter(args.opts.minRetryMs, args.opts.maxRetryMs), clock, alignMs: args.opts.requeueAlignMs ?? 0, ...(args.metrics ? { metrics: args.metrics.queue } : {}) });
     this.deps = {
       storage: this.storage,
       kube: {

@@ -63,6 +63,13 @@ export interface QueueOptions {
   rateLimiter: RateLimiter;
   clock?: Clock;
   metrics?: QueueMetrics;
+  /**
+   * Delayed adds of at least ten times this are rounded up to a multiple of it on the clock, so
+   * keys due within the same slot share one timer and run back to back (0: every add is exact).
+   * A process woken once per key per interval pays a cold start each time; woken once per slot,
+   * it pays it once for the slot (timer slack, as in Linux's timer_slack or Go's timer batching).
+   */
+  alignMs?: number;
 }
 
 export class WorkQueue {
@@ -74,7 +81,10 @@ export class WorkQueue {
   #dirty = new Map<string, number>();
   /** Keys held by a worker, with the time they were handed out. */
   #processing = new Map<string, number>();
-  #delayed = new Map<string, { at: number; handle: unknown }>();
+  /** When each delayed key is due; the keys due at one time share a slot and its timer. */
+  #delayed = new Map<string, number>();
+  #slots = new Map<number, { keys: Set<string>; handle: unknown }>();
+  readonly #alignMs: number;
   #getters: ((key: string | undefined) => void)[] = [];
   #shuttingDown = false;
 
@@ -82,6 +92,7 @@ export class WorkQueue {
     this.#clock = opts.clock ?? realClock;
     this.#limiter = opts.rateLimiter;
     this.#metrics = opts.metrics;
+    this.#alignMs = opts.alignMs ?? 0;
   }
 
   /** Adds a key now. A key already waiting is not added twice; a key being processed is processed again after `done`. A delayed add of the key is cancelled: the work happens now. */
@@ -99,15 +110,25 @@ export class WorkQueue {
   addAfter(key: string, ms: number): void {
     if (this.#shuttingDown) return;
     if (ms <= 0) return this.add(key);
-    const at = this.#clock.now() + ms;
+    const now = this.#clock.now();
+    const align = this.#alignMs;
+    const at = align > 0 && ms >= 10 * align ? Math.ceil((now + ms) / align) * align : now + ms;
     const prev = this.#delayed.get(key);
-    if (prev && prev.at <= at) return;
-    if (prev) this.#clock.clearTimeout(prev.handle);
+    if (prev !== undefined && prev <= at) return;
+    if (prev !== undefined) this.#cancelDelayed(key);
+    this.#delayed.set(key, at);
+    const slot = this.#slots.get(at);
+    if (slot) {
+      slot.keys.add(key);
+      return;
+    }
+    const keys = new Set([key]);
     const handle = this.#clock.setTimeout(() => {
-      this.#delayed.delete(key);
-      this.add(key);
-    }, ms);
-    this.#delayed.set(key, { at, handle });
+      this.#slots.delete(at);
+      for (const k of keys) this.#delayed.delete(k);
+      for (const k of keys) this.add(k);
+    }, at - now);
+    this.#slots.set(at, { keys, handle });
   }
 
   /** Adds a key after the rate limiter's backoff (at least `minMs`, e.g. a registry's Retry-After). */
@@ -147,7 +168,8 @@ export class WorkQueue {
   /** Stops handing out keys; waiting `get` calls resolve with undefined. */
   shutDown(): void {
     this.#shuttingDown = true;
-    for (const { handle } of this.#delayed.values()) this.#clock.clearTimeout(handle);
+    for (const { handle } of this.#slots.values()) this.#clock.clearTimeout(handle);
+    this.#slots.clear();
     this.#delayed.clear();
     for (const g of this.#getters.splice(0)) g(undefined);
   }
@@ -182,10 +204,15 @@ export class WorkQueue {
   }
 
   #cancelDelayed(key: string): void {
-    const d = this.#delayed.get(key);
-    if (!d) return;
-    this.#clock.clearTimeout(d.handle);
+    const at = this.#delayed.get(key);
+    if (at === undefined) return;
     this.#delayed.delete(key);
+    const slot = this.#slots.get(at);
+    if (!slot) return;
+    slot.keys.delete(key);
+    if (slot.keys.size > 0) return;
+    this.#clock.clearTimeout(slot.handle);
+    this.#slots.delete(at);
   }
 }
 

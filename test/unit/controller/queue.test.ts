@@ -5,7 +5,7 @@ import { needsReconcile } from '../../../src/controller/manager.ts';
 import type { OCIRepository } from '../../../src/api/schema.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 
-function queue(base = 750, max = 15 * 60_000) {
+function queue(base = 750, max = 15 * 60_000, alignMs = 0) {
   const clock = new FakeClock();
   const counts = { added: 0, retried: 0, depth: 0, queued: [] as number[], worked: [] as number[] };
   const metrics: QueueMetrics = {
@@ -15,7 +15,7 @@ function queue(base = 750, max = 15 * 60_000) {
     queued: (s) => counts.queued.push(s),
     worked: (s) => counts.worked.push(s),
   };
-  const q = new WorkQueue({ rateLimiter: new ExponentialRateLimiter(base, max), clock, metrics });
+  const q = new WorkQueue({ rateLimiter: new ExponentialRateLimiter(base, max), clock, metrics, alignMs });
   return { q, clock, counts };
 }
 
@@ -78,6 +78,31 @@ test('addAfter fires at its time; the earlier of two delays wins; add cancels th
   q.add('k');
   assert.equal(clock.pending, 0, 'the interval wait is dropped: the work happens now');
   assert.equal(q.length, 1);
+});
+
+test('aligned requeues: long delays share a slot and one timer, short ones stay exact, cancelling one key keeps the others', async () => {
+  const { q, clock } = queue(750, 15 * 60_000, 1000);
+  const start = clock.now(); // a whole second: FakeClock starts at midnight
+  clock.advance(250);
+  q.addAfter('a', 60_000); // due at start + 60.25 s: aligned to start + 61 s
+  clock.advance(300);
+  q.addAfter('b', 60_100); // due at start + 60.65 s: the same slot
+  q.addAfter('c', 60_000); // start + 60.55 s: the same slot
+  q.addAfter('short', 5000); // under ten slots: exact
+  assert.equal(clock.pending, 2, 'one timer for the three long delays, one for the short one');
+  q.remove('c');
+  assert.equal(clock.pending, 2, 'the slot keeps its timer while it holds keys');
+  clock.advance(5000);
+  assert.equal(q.length, 1, 'the short delay fired on time');
+  assert.equal(await q.get(), 'short');
+  clock.advance(start + 60_999 - clock.now());
+  assert.equal(q.length, 0, 'nothing before the slot');
+  clock.advance(1);
+  assert.equal(q.length, 2, 'a and b together, c was removed');
+  assert.equal(clock.pending, 0);
+  q.addAfter('d', 30_000);
+  q.remove('d');
+  assert.equal(clock.pending, 0, 'an emptied slot drops its timer');
 });
 
 test('exponential backoff per key from the rate limiter, reset by forget', () => {
