@@ -203,7 +203,7 @@ export function configFromArgs(argv: string[]): ControllerConfig {
     minRetryMs: dur('min-retry-delay', v['min-retry-delay']!),
     maxRetryMs: dur('max-retry-delay', v['max-retry-delay']!),
     jitterPercent: int('interval-jitter-percentage', v['interval-jitter-percentage']!, 0),
-    requeueAlignMs: dur('requeue-alignment', v['requeue-alignment']!),
+    requeueAlignMs: v['requeue-alignment'] === '0' ? 0 : dur('requeue-alignment', v['requeue-alignment']!),
     metricsAddr: v['metrics-addr']!,
     logLevel: v['log-level']!,
     ...(v['tag-page-size'] ? { tagPageSize: int('tag-page-size', v['tag-page-size'], 1) } : {}),
