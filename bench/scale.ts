@@ -30,7 +30,7 @@ import { Informer, keyOf } from '../src/controller/informer.ts';
 import { Kube } from '../src/controller/kube.ts';
 import { EventLoopSampleMs } from '../src/controller/metrics.ts';
 import { makeLogger } from '../src/util/log.ts';
-import { createServerCert, freePort, makeTempDir, pushTarGzArtifact, startCluster, startProcess, startRegistry, type Cluster, type ManagedProcess, type Registry } from '../test/harness/index.ts';
+import { createServerCert, freePort, keepTempDir, makeTempDir, pushTarGzArtifact, startCluster, startProcess, startRegistry, type Cluster, type ManagedProcess, type Registry } from '../test/harness/index.ts';
 import { installController } from '../test/helpers/controller-env.ts';
 import { generateKey, signLegacy } from '../test/helpers/cosign-sign.ts';
 import { pushCosignSig } from '../test/helpers/push-signatures.ts';
@@ -482,7 +482,10 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
     if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
-    else console.log(`kept ${work}`);
+    else {
+      keepTempDir(work);
+      console.log(`kept ${work}`);
+    }
   }
 }
 

@@ -90,6 +90,7 @@ export class Manager {
           // left our shard keeps its ExternalArtifact: the shard that took it over maintains it.
           this.queue.remove(keyOf(o));
           this.transport.release(keyOf(o));
+          this.metrics?.forgetObject(o.metadata.namespace, o.metadata.name);
           void this.storage.removeObject(o.metadata.namespace, o.metadata.name).catch(() => undefined);
           if (!args.opts.labelSelector) void this.publisher.remove(o).catch((err) => this.log.warn({ err: (err as Error).message }, 'failed to remove ExternalArtifact'));
         },

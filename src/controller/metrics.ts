@@ -22,6 +22,8 @@ export class Metrics {
   readonly registry = new Registry();
   readonly reconcileDuration: Histogram<'kind' | 'namespace' | 'name'>;
   readonly reconcileTotal: Counter<'controller' | 'result'>;
+  readonly #results = new Map<string, ReturnType<Counter<'controller' | 'result'>['labels']>>();
+  readonly #durations = new Map<string, ReturnType<Histogram<'kind' | 'namespace' | 'name'>['labels']>>();
   /** controller-runtime's workqueue metrics, with the same names and `name` label. */
   readonly queue: QueueMetrics;
   /** Workload identity token cache (src/oci/cloud), named like Flux's gotk_token_* metrics. */
@@ -49,13 +51,15 @@ export class Metrics {
     const queued = new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'Seconds an item stays in the work queue before being requested.', labelNames, buckets, registers: r });
     const worked = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'Seconds processing an item from the work queue takes.', labelNames, buckets, registers: r });
     const retries = new Counter({ name: 'workqueue_retries_total', help: 'Retries handled by the work queue.', labelNames, registers: r });
+    // Label children made once: a labelled call hashes its labels every time, several times a reconcile.
     const l = { name: QueueName };
+    const [addsL, depthL, queuedL, workedL, retriesL] = [adds.labels(l), depth.labels(l), queued.labels(l), worked.labels(l), retries.labels(l)];
     this.queue = {
-      added: () => adds.inc(l),
-      depth: (n) => depth.set(l, n),
-      queued: (s) => queued.observe(l, s),
-      worked: (s) => worked.observe(l, s),
-      retried: () => retries.inc(l),
+      added: () => addsL.inc(),
+      depth: (n) => depthL.set(n),
+      queued: (s) => queuedL.observe(s),
+      worked: (s) => workedL.observe(s),
+      retried: () => retriesL.inc(),
     };
     const events = new Counter({ name: 'ocisource_token_cache_events_total', help: 'Token cache lookups by outcome (cache_hit, cache_miss) and cloud provider.', labelNames: ['event_type', 'provider'], registers: [this.registry] });
     const evictions = new Counter({ name: 'ocisource_token_cache_evictions_total', help: 'Tokens evicted to keep the cache within --token-cache-max-size.', registers: [this.registry] });
@@ -157,11 +161,22 @@ export class Metrics {
   }
 
   countReconcile(result: 'success' | 'error' | 'requeue_after'): void {
-    this.reconcileTotal.inc({ controller: QueueName, result });
+    let c = this.#results.get(result);
+    if (!c) this.#results.set(result, (c = this.reconcileTotal.labels({ controller: QueueName, result })));
+    c.inc();
   }
 
   observeReconcile(namespace: string, name: string, seconds: number): void {
-    this.reconcileDuration.observe({ kind: 'OCIRepository', namespace, name }, seconds);
+    const key = `${namespace}/${name}`;
+    let h = this.#durations.get(key);
+    if (!h) this.#durations.set(key, (h = this.reconcileDuration.labels({ kind: 'OCIRepository', namespace, name })));
+    h.observe(seconds);
+  }
+
+  /** The object is gone: its series go too, so deleted objects do not pile up in /metrics. */
+  forgetObject(namespace: string, name: string): void {
+    if (!this.#durations.delete(`${namespace}/${name}`)) return;
+    this.reconcileDuration.remove({ kind: 'OCIRepository', namespace, name });
   }
 
   /** Serves /metrics, /healthz and /readyz. */

@@ -19,6 +19,7 @@ import { BuildError, buildArtifact } from '../storage/build.ts';
 import { StorageError, type Storage } from '../storage/store.ts';
 import { VerifyConfigError, type Provider, type ProviderName } from '../verify/types.ts';
 import { deadline } from '../util/deadline.ts';
+import { cloneJSON } from '../util/json.ts';
 import { formatDuration, jitter, parseDuration } from './queue.ts';
 import { AuthConfigError, clientOptions, type KubeReader } from './secrets.ts';
 import { providerLabel, runVerification, type VerifyCache } from './verification.ts';
@@ -112,7 +113,7 @@ class Run {
     this.obj = obj;
     this.deps = deps;
     this.gen = obj.metadata.generation;
-    this.status = structuredClone(obj.status ?? {});
+    this.status = cloneJSON(obj.status ?? {});
     this.prevConds = this.status.conditions ?? [];
     this.conds = [...this.prevConds];
   }

@@ -159,6 +159,8 @@ export class Transport {
 /** A digest of the settings, so key material never sits in a map key. */
 function poolKey(conn: ConnectionOptions): string {
   const { tls, insecure, proxy } = conn;
+  // Nothing secret to hide (the usual case): no hash on every reconcile.
+  if (!tls?.ca && !tls?.cert && !tls?.key && !proxy) return insecure ? 'plain:insecure' : 'plain';
   return createHash('sha256')
     .update(JSON.stringify([String(tls?.ca ?? ''), String(tls?.cert ?? ''), String(tls?.key ?? ''), insecure, proxy ?? null]))
     .digest('hex');

@@ -28,3 +28,20 @@ export function parseJSON(input: Uint8Array | string, what: string, maxDepth: nu
   if (jsonDepthExceeds(text, maxDepth)) throw new LimitError('maxJSONDepth', `${what} nests JSON deeper than ${maxDepth} levels`);
   return JSON.parse(text);
 }
+
+/**
+ * A deep copy of JSON data (objects, arrays, strings, numbers, booleans, null), as the apiserver
+ * sends it. A tenth of structuredClone's cost for a status: no serialisation round trip.
+ */
+export function cloneJSON<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(cloneJSON) as T;
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    const c = cloneJSON((v as Record<string, unknown>)[k]);
+    // JSON.parse makes "__proto__" an own key; assigning it would set the copy's prototype instead.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: c, enumerable: true, writable: true, configurable: true });
+    else out[k] = c;
+  }
+  return out as T;
+}

@@ -78,6 +78,11 @@ export function makeTempDir(prefix = 'osc-test-'): string {
   return dir;
 }
 
+/** Leaves a directory made by makeTempDir in place at exit (a benchmark's KEEP=1). */
+export function keepTempDir(dir: string): void {
+  liveDirs.delete(dir);
+}
+
 /** Removes a directory made by makeTempDir (or any directory) now. */
 export function removeTempDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });

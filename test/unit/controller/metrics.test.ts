@@ -21,3 +21,28 @@ test('ocisource_event_loop_delay_seconds reports the worst stall since start; po
   assert.ok(worst() >= 0.25, 'still there at the next scrape');
   m.eventLoopDelay.disable();
 });
+
+test('reconcile series: counted per result and timed per object; a deleted object loses its series', async () => {
+  const m = new Metrics();
+  m.countReconcile('requeue_after');
+  m.countReconcile('requeue_after');
+  m.countReconcile('error');
+  m.observeReconcile('team-a', 'one', 0.02);
+  m.observeReconcile('team-a', 'one', 0.5);
+  m.observeReconcile('team-a', 'two', 0.02);
+  m.queue.added();
+  m.queue.depth(3);
+  let text = await m.registry.metrics();
+  assert.match(text, /^controller_runtime_reconcile_total\{controller="ocirepository",result="requeue_after"\} 2$/m);
+  assert.match(text, /^controller_runtime_reconcile_total\{controller="ocirepository",result="error"\} 1$/m);
+  assert.match(text, /^ocisource_reconcile_duration_seconds_count\{kind="OCIRepository",namespace="team-a",name="one"\} 2$/m);
+  assert.match(text, /^workqueue_adds_total\{name="ocirepository"\} 1$/m);
+  assert.match(text, /^workqueue_depth\{name="ocirepository"\} 3$/m);
+  m.forgetObject('team-a', 'one');
+  text = await m.registry.metrics();
+  assert.doesNotMatch(text, /name="one"/);
+  assert.match(text, /^ocisource_reconcile_duration_seconds_count\{kind="OCIRepository",namespace="team-a",name="two"\} 1$/m);
+  m.observeReconcile('team-a', 'one', 0.02);
+  assert.match(await m.registry.metrics(), /^ocisource_reconcile_duration_seconds_count\{kind="OCIRepository",namespace="team-a",name="one"\} 1$/m, 'a new object of the same name starts afresh');
+  m.eventLoopDelay.disable();
+});
