@@ -18,6 +18,7 @@ import { Informer, keyOf, stripManagedFields } from './informer.ts';
 import type { Kube } from './kube.ts';
 import type { Metrics } from './metrics.ts';
 import { getOrNull, patchFinalizers, patchStatus } from './objects.ts';
+import { lazyChild } from '../util/log.ts';
 import { ExponentialRateLimiter, WorkQueue, realClock, type Clock } from './queue.ts';
 import { keptArtifacts, reconcile, type ReconcileDeps, type ReconcileOptions } from './reconcile.ts';
 import { ContentCache, referencedSecrets, type KubeReader, type Secret, type ServiceAccount } from './secrets.ts';
@@ -238,7 +239,7 @@ export class Manager {
   async process(key: string): Promise<{ requeueAfterMs?: number } | { error: Error }> {
     let obj = this.objects.cache.get(key);
     if (!obj) return {};
-    const log = this.log.child({ ocirepository: key, reconcileID: Math.random().toString(36).slice(2, 10) });
+    const log = lazyChild(this.log, { ocirepository: key, reconcileID: Math.random().toString(36).slice(2, 10) });
     const started = performance.now();
     this.#reconcileCount++;
     try {

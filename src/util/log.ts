@@ -13,3 +13,23 @@ export function makeLogger(level = 'info', dest: number | string = 1): Logger {
     pino.destination({ dest, sync: false }),
   );
 }
+
+const levels = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+const off = (): void => undefined;
+
+/**
+ * `parent.child(bindings)`, made on first use: a logging call at a level that is off costs
+ * nothing. A steady-state reconcile logs only at debug, and making a child serialises and
+ * redacts its bindings each time.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  return new Proxy(parent, {
+    get(target, prop) {
+      if (!child && typeof prop === 'string' && levels.has(prop) && !target.isLevelEnabled(prop)) return off;
+      child ??= target.child(bindings);
+      const v: unknown = Reflect.get(child, prop, child);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(child) : v;
+    },
+  });
+}
