@@ -7,6 +7,7 @@ import * as pkijs from 'pkijs';
 import * as asn1js from 'asn1js';
 import type { Descriptor } from '../../src/oci/types.ts';
 import type { OCILayoutReader } from './oci-layout.ts';
+import { makeTempDir, removeTempDir } from '../harness/proc.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -236,12 +237,12 @@ export function pushSignature(reader: OCILayoutReader, subject: Descriptor, enve
  * function that timestamps a signature (SHA-256 imprint), for SignOptions.timestamp.
  */
 export async function opensslTSA(tsa: Issued, chain: Issued[], opts: { accuracySecs?: number } = {}): Promise<(sig: Buffer) => Buffer> {
-  const { mkdtempSync, writeFileSync, readFileSync } = await import('node:fs');
+  const { writeFileSync, readFileSync } = await import('node:fs');
   const { execFileSync } = await import('node:child_process');
   const { createHash } = await import('node:crypto');
-  const { tmpdir } = await import('node:os');
   const path = await import('node:path');
-  const dir = mkdtempSync(path.join(tmpdir(), 'osc-tsa-'));
+  // Removed at exit: it holds the TSA's key.
+  const dir = makeTempDir('osc-tsa-');
   writeFileSync(path.join(dir, 'tsa.crt'), pem(tsa));
   writeFileSync(path.join(dir, 'chain.pem'), pem(...chain));
   writeFileSync(path.join(dir, 'tsa.key'), tsa.privateKey.export({ type: 'pkcs8', format: 'pem' }));
@@ -287,12 +288,12 @@ export interface OCSPResponder {
  * answers with the CA key. `good` / `revoked` serials are listed in its index; any other serial is "unknown".
  */
 export async function opensslOCSP(ca: Issued, entries: { good?: Issued[]; revoked?: Issued[] }, fixedPort?: number): Promise<OCSPResponder> {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { writeFileSync } = await import('node:fs');
   const { spawn } = await import('node:child_process');
-  const { tmpdir } = await import('node:os');
   const net = await import('node:net');
   const path = await import('node:path');
-  const dir = mkdtempSync(path.join(tmpdir(), 'osc-ocsp-'));
+  // Removed by stop() or at exit: it holds the CA's key.
+  const dir = makeTempDir('osc-ocsp-');
   const ymd = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
   const dn = (c: Issued) => '/' + c.cert.subject.split(', ').reverse().join('/');
   const line = (c: Issued, revoked: boolean) =>
@@ -329,5 +330,11 @@ export async function opensslOCSP(ca: Issued, entries: { good?: Issued[]; revoke
     });
   });
   child.stderr!.resume();
-  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill();
+      removeTempDir(dir);
+    },
+  };
 }
