@@ -60,7 +60,9 @@ if (client === 'undici-aligned') {
   const slots = new Map<number, number[]>();
   for (let i = 0; i < N; i++) {
     const at = Math.ceil((i * interval) / N / AlignMs) * AlignMs;
-    slots.set(at, [...(slots.get(at) ?? []), i]);
+    const keys = slots.get(at);
+    if (keys) keys.push(i);
+    else slots.set(at, [i]);
   }
   const run = async (keys: number[]) => {
     let next = 0;

@@ -14,7 +14,6 @@ export function makeLogger(level = 'info', dest: number | string = 1): Logger {
   );
 }
 
-const levels = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const off = (): void => undefined;
 
 /**
@@ -26,7 +25,7 @@ export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Lo
   let child: Logger | undefined;
   return new Proxy(parent, {
     get(target, prop) {
-      if (!child && typeof prop === 'string' && levels.has(prop) && !target.isLevelEnabled(prop)) return off;
+      if (!child && typeof prop === 'string' && prop in target.levels.values && !target.isLevelEnabled(prop)) return off;
       child ??= target.child(bindings);
       const v: unknown = Reflect.get(child, prop, child);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(child) : v;
