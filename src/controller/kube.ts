@@ -1,8 +1,9 @@
 // A small Kubernetes REST client. We make the requests ourselves so that watches are plain
 // streams we control (resume, bookmarks, 410 relists) and status writes are exact merge
 // patches; where the server is and how to authenticate comes from kubeconfig.ts.
+import type { Agent } from 'node:http';
 import https from 'node:https';
-import http from 'node:http';
+import { http } from '../util/node-http.ts';
 import { loadRestConfig, type KubeOptions, type RestConfig } from './kubeconfig.ts';
 
 export type { KubeOptions } from './kubeconfig.ts';
@@ -27,8 +28,8 @@ export class Kube {
   readonly config: RestConfig;
   readonly server: URL;
   // One pool for requests; watches get a connection each (they are long-lived).
-  readonly #agent: http.Agent;
-  readonly #watchAgent: http.Agent;
+  readonly #agent: Agent;
+  readonly #watchAgent: Agent;
 
   constructor(config: RestConfig) {
     this.config = config;
@@ -42,7 +43,7 @@ export class Kube {
     return new Kube(loadRestConfig(opts));
   }
 
-  async #options(method: string, path: string, headers: Record<string, string>, agent: http.Agent): Promise<https.RequestOptions> {
+  async #options(method: string, path: string, headers: Record<string, string>, agent: Agent): Promise<https.RequestOptions> {
     const base = this.server.pathname.replace(/\/+$/, '');
     const opts: https.RequestOptions = {
       headers,

@@ -1,9 +1,10 @@
 // Prometheus metrics and health endpoints, via prom-client (the standard Node exporter).
-import http from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheRecorder } from '../oci/cloud/cache.ts';
+import { http } from '../util/node-http.ts';
 import type { QueueMetrics } from './queue.ts';
 
 const QueueName = 'ocirepository';
@@ -180,7 +181,7 @@ export class Metrics {
   }
 
   /** Serves /metrics, /healthz and /readyz. */
-  async listen(host: string, port: number): Promise<{ server: http.Server; address: AddressInfo }> {
+  async listen(host: string, port: number): Promise<{ server: Server; address: AddressInfo }> {
     const server = http.createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (path === '/metrics') {

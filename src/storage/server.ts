@@ -2,16 +2,17 @@
 // an ETag of the file digest, single Range requests, and 404 for everything else (no listings).
 import { lstatSync, type Stats } from 'node:fs';
 import { open, readFile, readlink } from 'node:fs/promises';
-import http from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { ByteBoundedMap } from '../util/bounded-map.ts';
+import { http } from '../util/node-http.ts';
 import { KindDir, LatestName, type Storage } from './store.ts';
 
 const Route = new RegExp(`^/${KindDir}/([a-z0-9][-a-z0-9.]*)/([a-z0-9][-a-z0-9.]*)/((?:sha256|sha384|sha512):[a-f0-9]{64,128}\\.tar\\.gz|${LatestName.replace('.', '\\.')})$`);
 
 export interface ArtifactServer {
-  server: http.Server;
+  server: Server;
   address: AddressInfo;
   cache: SmallFileCache;
   close(): Promise<void>;
@@ -82,7 +83,7 @@ export class SmallFileCache {
   }
 }
 
-export function handler(storage: Storage, cache = new SmallFileCache()): http.RequestListener {
+export function handler(storage: Storage, cache = new SmallFileCache()): RequestListener {
   return (req, res) => {
     void serve(storage, cache, req, res).catch(() => {
       if (!res.headersSent) {
@@ -95,7 +96,7 @@ export function handler(storage: Storage, cache = new SmallFileCache()): http.Re
   };
 }
 
-async function serve(storage: Storage, cache: SmallFileCache, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function serve(storage: Storage, cache: SmallFileCache, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 }).end();
     return;
@@ -113,7 +114,7 @@ async function serve(storage: Storage, cache: SmallFileCache, req: http.Incoming
     return;
   }
   const etag = `"${info.digest}"`;
-  const headers: http.OutgoingHttpHeaders = {
+  const headers: OutgoingHttpHeaders = {
     'content-type': 'application/gzip',
     etag,
     'accept-ranges': 'bytes',
@@ -180,7 +181,7 @@ const chunks: Buffer[] = [];
  * reused once the socket has taken the bytes. The file is named by digest and never rewritten in
  * place, so a short read means it was removed: the response is cut rather than padded.
  */
-async function sendFile(file: string, start: number, end: number, res: http.ServerResponse): Promise<void> {
+async function sendFile(file: string, start: number, end: number, res: ServerResponse): Promise<void> {
   const fh = await open(file, 'r');
   const buf = chunks.pop() ?? Buffer.allocUnsafeSlow(ChunkSize);
   let reusable = true;
@@ -203,7 +204,7 @@ async function sendFile(file: string, start: number, end: number, res: http.Serv
 }
 
 /** Writes a chunk and resolves once the socket has taken it: true, or false if the response closed first. */
-function written(res: http.ServerResponse, chunk: Buffer): Promise<boolean> {
+function written(res: ServerResponse, chunk: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
     if (res.destroyed) return resolve(false);
     const onClose = () => resolve(false);
