@@ -5,7 +5,6 @@ import type { OCIRepositorySpec } from '../api/schema.ts';
 import type { RegistrySession } from './reader.ts';
 import { RegistryError } from './errors.ts';
 import { isDigest, isValidTag } from './reference.ts';
-import { pickSemverTag } from './semver.ts';
 import { MediaTypes, type Descriptor, type ImageManifest } from './types.ts';
 import { parseJSON } from '../util/json.ts';
 
@@ -40,6 +39,9 @@ export async function resolveRef(client: RegistrySession, ref: Ref, layerMediaTy
     const tags = await client.listTags();
     let pick;
     try {
+      // semver (and node:vm for the filter) load only for a semver ref: 17 modules a tag or
+      // digest ref, the CLI's usual case, never needs.
+      const { pickSemverTag } = await import('./semver.ts');
       pick = await pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType, client.limits ?? DefaultLimits);
     } catch (err) {
       if (err instanceof LimitError) throw err;
