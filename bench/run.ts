@@ -1,6 +1,7 @@
 // Benchmarks against real peers, in one run, printing ratios (make bench):
 //  1. pull pipeline: `oci-source-controller pull` (resolve, pull by digest, safe extract,
-//     reproducible re-pack) vs `skopeo copy` + `tar -x` + `tar -cz` (what Flux does in effect);
+//     reproducible re-pack) vs `skopeo copy` + `tar -x` + `tar -cz` (what Flux does in effect),
+//     and Node's floor for the same job (bench/lib/bare-pull.cjs: builtins only, no checks);
 //  2. artifact serving: our HTTP server vs nginx on the same file, loaded by wrk;
 //  3. steady-state check of an unchanged artifact: the controller's HEAD (pooled connection,
 //     cached token) vs `skopeo inspect --raw` for the same digest.
@@ -23,6 +24,7 @@ import { makeTempDir, pushTarGzArtifact, startRegistry, startProcess, freePort }
 const root = path.resolve(import.meta.dirname, '..');
 // The compiled CLI, as the image runs it (make bench builds it); the sources otherwise.
 const cli = existsSync(path.join(root, 'dist/src/main.js')) ? path.join(root, 'dist/src/main.js') : path.join(root, 'src/main.ts');
+const bareCli = path.join(root, 'bench/lib/bare-pull.cjs');
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
       const tag = label.startsWith('small') ? 'small' : 'large';
       const ours: number[] = [];
       const peer: number[] = [];
+      const bare: number[] = [];
       for (let i = 0; i < runs; i++) {
         const out = path.join(work, `ours-${tag}-${i}`);
         ours.push(time(() => sh(process.execPath, [cli, 'pull', `oci://${reg.host}/bench/app`, '--tag', tag, '--insecure', '-o', out])));
@@ -79,10 +82,14 @@ async function main(): Promise<void> {
             sh('tar', ['-czf', path.join(dir, 'artifact.tar.gz'), '-C', x, '.']);
           }),
         );
+        bare.push(time(() => sh(process.execPath, [bareCli, reg.host, 'bench/app', tag, path.join(work, `bare-${tag}-${i}.tar.gz`)])));
         rmSync(out, { recursive: true, force: true });
         rmSync(dir, { recursive: true, force: true });
       }
       row(`pull+extract+repack CLI, ${label}`, median(ours), median(peer), 'skopeo copy + tar');
+      // What any Node program pays for the job: start-up, the builtins, the work, no safety.
+      row(`  bare Node pull (floor), vs the peer`, median(bare), median(peer), 'skopeo copy + tar');
+      row(`  the CLI vs the bare Node pull`, median(ours), median(bare), 'bare Node pull');
       // The controller's cost for a new revision: the same code, in the running process.
       const inproc: number[] = [];
       for (let i = 0; i < runs; i++) {
