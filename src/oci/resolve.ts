@@ -39,8 +39,8 @@ export async function resolveRef(client: RegistrySession, ref: Ref, layerMediaTy
     const tags = await client.listTags();
     let pick;
     try {
-      // semver (and node:vm for the filter) load only for a semver ref: 17 modules a tag or
-      // digest ref, the CLI's usual case, never needs.
+      // semver (18 of its modules) and node:vm for the filter load only for a semver ref; a tag
+      // or digest ref, the CLI's usual case, never needs them.
       const { pickSemverTag } = await import('./semver.ts');
       pick = await pickSemverTag(tags, ref.semver, ref.semverFilter, layerMediaType, client.limits ?? DefaultLimits);
     } catch (err) {
