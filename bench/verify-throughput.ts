@@ -7,7 +7,7 @@
 //   node bench/verify-throughput.ts [--seconds 3] [--targets 64] [--profile: where each case's time goes]
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,7 +57,11 @@ async function rate(label: string, fn: (i: number) => Promise<void>): Promise<nu
     session.disconnect();
     const file = path.join(os.tmpdir(), `osc-verify-${process.pid}.cpuprofile`);
     writeFileSync(file, JSON.stringify(profile));
-    printProfile(summariseProfile(file, undefined, 12), { count: n, unit: 'verification' });
+    try {
+      printProfile(summariseProfile(file, undefined, 12), { count: n, unit: 'verification' });
+    } finally {
+      rmSync(file, { force: true });
+    }
   }
   return r;
 }
