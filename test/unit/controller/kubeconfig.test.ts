@@ -14,7 +14,7 @@ import YAML from 'yaml';
 import { Kube } from '../../../src/controller/kube.ts';
 import { fromKubeconfigFiles, inClusterConfig, KubeConfigError, loadRestConfig, type Environment, type RestConfig } from '../../../src/controller/kubeconfig.ts';
 import { createCA, createClientCert, createServerCert, makeTempDir, removeTempDir } from '../../harness/index.ts';
-import { projectRoot } from '../../helpers/shared.ts';
+import { inFreshNode, projectRoot } from '../../helpers/shared.ts';
 
 const dir = makeTempDir('osc-kubeconfig-');
 test.after(() => removeTempDir(dir));
@@ -217,17 +217,13 @@ test('exec plugin: credentials from @kubernetes/client-node, which is loaded onl
   const token = write('plain.yaml', kubeconfig());
   // A fresh process per case, recording every module it resolves.
   const probe = (file: string) => {
-    const script = `
-      import { registerHooks } from 'node:module';
-      const seen = [];
-      registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.push(r.url); return r; } });
+    return inFreshNode<{ authorization: string; clientNode: boolean }>(`
       const { fromKubeconfigFiles } = await import(${JSON.stringify(path.join(projectRoot, 'src/controller/kubeconfig.ts'))});
       const c = fromKubeconfigFiles([${JSON.stringify(file)}]);
       const req = { headers: {} };
       await c.authenticate(req);
-      console.log(JSON.stringify({ authorization: req.headers.authorization ?? req.headers.Authorization, clientNode: seen.some((u) => u.includes('@kubernetes/client-node')) }));
-    `;
-    return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: projectRoot }).toString()) as { authorization: string; clientNode: boolean };
+      console.log(JSON.stringify({ authorization: req.headers.authorization ?? req.headers.Authorization, clientNode: resolved.some((u) => u.includes('@kubernetes/client-node')) }));
+    `);
   };
   assert.deepEqual(probe(exec), { authorization: 'Bearer from-exec', clientNode: true });
   assert.deepEqual(probe(token), { authorization: 'Bearer one-token', clientNode: false });

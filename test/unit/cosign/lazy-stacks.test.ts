@@ -4,10 +4,7 @@
 // the controller starts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
-
-const root = path.resolve(import.meta.dirname, '../../..');
+import { inFreshNode, projectRoot as root } from '../../helpers/shared.ts';
 const Heavy = ['pkijs', 'asn1js', '@sigstore/verify', '@sigstore/bundle', 're2js'];
 
 /** Verifies one key-signed `.sig` in a fresh node; then runs `after` there; returns the loaded heavy packages. */
@@ -29,8 +26,7 @@ function loadedAfterKeyVerification(after = ''): string[] {
     const files = Object.keys(createRequire(import.meta.url).cache);
     console.log(JSON.stringify(${JSON.stringify(Heavy)}.filter((p) => files.some((f) => f.includes('/node_modules/' + p + '/')))));
   `;
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as string[];
+  return inFreshNode<string[]>(script);
 }
 
 test('verifying a key-signed .sig without a Rekor entry loads no Sigstore, PKI.js or RE2 code', () => {

@@ -1,18 +1,15 @@
 // The controller's HTTP modules do not load Node's own WebSocket client: an ESM import of
 // node:http would (its namespace reads the lazy http.WebSocket getter), for 9 MB of RSS.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
-import { projectRoot } from '../../helpers/shared.ts';
+import { inFreshNode, projectRoot } from '../../helpers/shared.ts';
 
-const loadsBundledUndici = (imports: string[]): boolean => {
-  const script = `
+const loadsBundledUndici = (imports: string[]): boolean =>
+  inFreshNode(`
     for (const m of ${JSON.stringify(imports)}) await import(m);
     console.log(process.moduleLoadList.some((m) => m.includes('internal/deps/undici/undici')));
-  `;
-  return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: projectRoot }).toString()) as boolean;
-};
+  `);
 
 test('the artifact server, metrics and kube client leave http.WebSocket unread', () => {
   const ours = ['src/storage/server.ts', 'src/controller/metrics.ts', 'src/controller/kube.ts', 'src/controller/manager.ts', 'src/cli/run.ts'].map((f) => path.join(projectRoot, f));
